@@ -1,0 +1,21 @@
+// The model backend (LibTorch) lives in a plugin, libcspine_torch.so, loaded only by the commands that run
+// models. Why: LibTorch and its dependencies take about 0.45 s and 150 MB just to load, which would make
+// `inspect` and `convert` slower than dcm2niix; with the plugin they start in milliseconds. It also lets a
+// CUDA build of the backend sit beside a CPU build of everything else.
+#pragma once
+#include <string>
+
+namespace cspine {
+
+// Bumped whenever the plugin's entry points change; the loader refuses a plugin built for another one.
+inline constexpr int kBackendAbiVersion = 1;
+
+// Path of the backend plugin that would be loaded, or empty when none is found. Search order:
+// $CSPINE_TORCH_BACKEND, the executable's folder, <exe>/../lib/cspine, the build tree.
+std::string find_backend_plugin();
+
+// Loads the plugin (once per process) and returns its description: LibTorch version and devices.
+// Throws cspine::Error with what was tried when it cannot be loaded.
+std::string backend_info();
+
+}  // namespace cspine

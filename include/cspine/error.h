@@ -1,0 +1,40 @@
+// One exception hierarchy for the whole library; the CLI catches it once and maps it to an exit code.
+#pragma once
+#include <stdexcept>
+#include <string>
+
+#include "cspine/exit_codes.h"
+
+namespace cspine {
+
+class Error : public std::runtime_error {
+public:
+  Error(ExitCode code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  ExitCode code() const noexcept { return code_; }
+
+private:
+  ExitCode code_;
+};
+
+// The input path does not exist or cannot be listed.
+struct InputError : Error {
+  explicit InputError(const std::string& m) : Error(ExitCode::input_not_found, m) {}
+};
+// Files were found but none was usable DICOM.
+struct NoDicomError : Error {
+  explicit NoDicomError(const std::string& m) : Error(ExitCode::no_dicom, m) {}
+};
+// DICOM was found but no series could be turned into a volume (names the file and what is missing).
+struct SeriesError : Error {
+  explicit SeriesError(const std::string& m) : Error(ExitCode::unusable_series, m) {}
+};
+// An output could not be written.
+struct OutputError : Error {
+  explicit OutputError(const std::string& m) : Error(ExitCode::output_error, m) {}
+};
+// Wrong use of an option that the parser could not catch (for example several studies for one output).
+struct UsageError : Error {
+  explicit UsageError(const std::string& m) : Error(ExitCode::usage, m) {}
+};
+
+}  // namespace cspine

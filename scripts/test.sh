@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# One command for a newcomer and for CI: install dependencies, build, run every test suite.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
+start=$(date +%s)
+
+"$ROOT/scripts/install-deps.sh"
+"$ROOT/scripts/build.sh" -DCSPINE_BUILD_TESTS=ON
+
+echo "== ctest"
+(cd "$BUILD_DIR" && ctest -j "${CTEST_JOBS:-2}" --output-on-failure --timeout 600)
+
+# Python suites (training/export scripts) once they exist.
+if compgen -G "$ROOT/tests/python/test_*.py" >/dev/null; then
+  echo "== pytest"
+  /usr/bin/python3 -m pytest -q "$ROOT/tests/python"
+fi
+echo "test.sh: all suites passed in $(( $(date +%s) - start )) s"

@@ -1,0 +1,239 @@
+#include "dicom/dicom_header.h"
+
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcfilefo.h>
+#include <dcmtk/dcmdata/dcitem.h>
+#include <dcmtk/dcmdata/dcmetinf.h>
+#include <dcmtk/dcmdata/dcuid.h>
+#include <dcmtk/dcmdata/dcxfer.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include "cspine/dicom.h"
+#include "dicom/codecs.h"
+
+namespace cspine::dicom {
+
+bool looks_like_dicom(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  unsigned char buf[132] = {0};
+  in.read(reinterpret_cast<char*>(buf), sizeof buf);
+  const auto got = in.gcount();
+  if (got >= 132 && std::memcmp(buf + 128, "DICM", 4) == 0) return true;
+  if (got < 8) return false;
+  // No preamble: accept a little-endian data set that starts with group 0x0002 or 0x0008 and an
+  // element number that exists in those groups (cheap and strict enough to reject text and images).
+  const unsigned group = buf[0] | (buf[1] << 8);
+  const unsigned element = buf[2] | (buf[3] << 8);
+  return (group == 0x0002 || group == 0x0008) && element < 0x2000;
+}
+
+void load_file(DcmFileFormat& file, const std::string& path, bool headers_only) {
+  ensure_codecs();
+  if (!looks_like_dicom(path)) throw NotDicom("not a DICOM file: " + path);
+  // With a small maxReadLength DCMTK leaves large values (pixel data) on disk until they are accessed.
+  const Uint32 max_read = headers_only ? 256 : DCM_MaxReadLength;
+  OFCondition cond = file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, max_read, ERM_autoDetect);
+  if (cond.bad()) throw Error(ExitCode::unusable_series, "cannot read DICOM file '" + path + "': " + cond.text());
+}
+
+namespace {
+
+std::string get_string(DcmItem* item, const DcmTagKey& tag) {
+  OFString v;
+  if (item && item->findAndGetOFStringArray(tag, v).good()) {
+    std::string s(v.c_str());
+    while (!s.empty() && (std::isspace(static_cast<unsigned char>(s.back())) || s.back() == '\0')) s.pop_back();
+    size_t start = 0;
+    while (start < s.size() && std::isspace(static_cast<unsigned char>(s[start]))) ++start;
+    return s.substr(start);
+  }
+  return {};
+}
+
+std::optional<long> get_int(DcmItem* item, const DcmTagKey& tag) {
+  if (!item) return std::nullopt;
+  long v = 0;
+  if (item->findAndGetLongInt(tag, v).good()) return v;
+  Sint32 s = 0;
+  if (item->findAndGetSint32(tag, s).good()) return s;  // IS values
+  OFString str;
+  if (item->findAndGetOFString(tag, str).good() && !str.empty()) {
+    try {
+      return std::stol(str.c_str());
+    } catch (...) {
+    }
+  }
+  return std::nullopt;
+}
+
+template <std::size_t N>
+std::optional<std::array<double, N>> get_doubles(DcmItem* item, const DcmTagKey& tag) {
+  if (!item) return std::nullopt;
+  std::array<double, N> out{};
+  for (std::size_t i = 0; i < N; ++i) {
+    Float64 v = 0;
+    if (item->findAndGetFloat64(tag, v, static_cast<unsigned long>(i)).bad() || !std::isfinite(v)) return std::nullopt;
+    out[i] = v;
+  }
+  return out;
+}
+
+std::optional<double> get_double(DcmItem* item, const DcmTagKey& tag) {
+  auto v = get_doubles<1>(item, tag);
+  if (!v) return std::nullopt;
+  return (*v)[0];
+}
+
+// Padding values are US or SS depending on PixelRepresentation.
+std::optional<int32_t> get_padding(DcmItem* item, const DcmTagKey& tag, bool is_signed) {
+  if (!item) return std::nullopt;
+  DcmElement* el = nullptr;
+  if (item->findAndGetElement(tag, el).bad() || el == nullptr || el->getLength() == 0) return std::nullopt;
+  if (el->getVR() == EVR_SS || (is_signed && el->getVR() != EVR_US)) {
+    Sint16 v = 0;
+    if (el->getSint16(v).good()) return v;
+    Uint16 u = 0;
+    if (el->getUint16(u).good()) return static_cast<Sint16>(u);
+  } else {
+    Uint16 u = 0;
+    if (el->getUint16(u).good()) return is_signed ? static_cast<int32_t>(static_cast<Sint16>(u)) : u;
+    Sint16 v = 0;
+    if (el->getSint16(v).good()) return v;
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> split_backslash(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == '\\') {
+      out.push_back(cur);
+      cur.clear();
+    } else if (!std::isspace(static_cast<unsigned char>(c))) {
+      cur += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    }
+  }
+  out.push_back(cur);
+  return out;
+}
+
+// Functional group macro lookup for enhanced multi-frame images: the per-frame item wins over the
+// shared one; both are tried before the top-level data set.
+DcmItem* macro_item(DcmItem* dataset, const DcmTagKey& group_seq, long frame, const DcmTagKey& macro) {
+  DcmItem* fg = nullptr;
+  if (dataset->findAndGetSequenceItem(group_seq, fg, frame).bad() || fg == nullptr) return nullptr;
+  DcmItem* m = nullptr;
+  if (fg->findAndGetSequenceItem(macro, m, 0).bad()) return nullptr;
+  return m;
+}
+
+template <typename Getter>
+auto lookup(DcmItem* dataset, bool multiframe, long frame, const DcmTagKey& macro, Getter get)
+    -> decltype(get(dataset)) {
+  if (multiframe) {
+    if (auto v = get(macro_item(dataset, DCM_PerFrameFunctionalGroupsSequence, frame, macro))) return v;
+    if (auto v = get(macro_item(dataset, DCM_SharedFunctionalGroupsSequence, 0, macro))) return v;
+  }
+  return get(dataset);
+}
+
+}  // namespace
+
+}  // namespace cspine::dicom
+
+namespace cspine {
+
+bool SliceHeader::is_localizer() const {
+  return std::find(image_type.begin(), image_type.end(), "LOCALIZER") != image_type.end();
+}
+
+bool SliceHeader::is_secondary_capture() const {
+  return sop_class_uid.rfind("1.2.840.10008.5.1.4.1.1.7", 0) == 0;  // SC and multi-frame SC classes
+}
+
+std::vector<SliceHeader> read_slice_headers(const std::string& path) {
+  DcmFileFormat file;
+  dicom::load_file(file, path, /*headers_only=*/true);
+  DcmItem* ds = file.getDataset();
+  DcmItem* meta = file.getMetaInfo();
+  using dicom::get_double;
+  using dicom::get_doubles;
+  using dicom::get_int;
+  using dicom::get_string;
+
+  SliceHeader base;
+  base.path = path;
+  base.transfer_syntax_uid = dicom::get_string(meta, DCM_TransferSyntaxUID);
+  if (base.transfer_syntax_uid.empty()) {
+    DcmXfer x(file.getDataset()->getOriginalXfer());
+    base.transfer_syntax_uid = x.getXferID();
+  }
+  base.study_uid = get_string(ds, DCM_StudyInstanceUID);
+  base.series_uid = get_string(ds, DCM_SeriesInstanceUID);
+  base.sop_instance_uid = get_string(ds, DCM_SOPInstanceUID);
+  base.sop_class_uid = get_string(ds, DCM_SOPClassUID);
+  base.modality = get_string(ds, DCM_Modality);
+  base.photometric = get_string(ds, DCM_PhotometricInterpretation);
+  base.series_description = get_string(ds, DCM_SeriesDescription);
+  base.image_type = dicom::split_backslash(get_string(ds, DCM_ImageType));
+  if (auto v = get_int(ds, DCM_InstanceNumber)) base.instance_number = static_cast<int>(*v);
+  if (auto v = get_int(ds, DCM_SeriesNumber)) base.series_number = static_cast<int>(*v);
+  base.rows = static_cast<int>(get_int(ds, DCM_Rows).value_or(0));
+  base.columns = static_cast<int>(get_int(ds, DCM_Columns).value_or(0));
+  base.bits_allocated = static_cast<int>(get_int(ds, DCM_BitsAllocated).value_or(0));
+  base.bits_stored = static_cast<int>(get_int(ds, DCM_BitsStored).value_or(base.bits_allocated));
+  base.high_bit = static_cast<int>(get_int(ds, DCM_HighBit).value_or(base.bits_stored - 1));
+  base.pixel_representation = static_cast<int>(get_int(ds, DCM_PixelRepresentation).value_or(0));
+  base.samples_per_pixel = static_cast<int>(get_int(ds, DCM_SamplesPerPixel).value_or(1));
+  base.number_of_frames = std::max(1, static_cast<int>(get_int(ds, DCM_NumberOfFrames).value_or(1)));
+  base.has_pixel_data = ds->tagExists(DCM_PixelData);
+  base.gantry_tilt = get_double(ds, DCM_GantryDetectorTilt);
+  const bool is_signed = base.pixel_representation == 1;
+  base.padding_value = dicom::get_padding(ds, DCM_PixelPaddingValue, is_signed);
+  base.padding_range_limit = dicom::get_padding(ds, DCM_PixelPaddingRangeLimit, is_signed);
+
+  const bool multiframe = base.number_of_frames > 1 || ds->tagExists(DCM_SharedFunctionalGroupsSequence) ||
+                          ds->tagExists(DCM_PerFrameFunctionalGroupsSequence);
+  std::vector<SliceHeader> out;
+  out.reserve(static_cast<std::size_t>(base.number_of_frames));
+  for (long f = 0; f < base.number_of_frames; ++f) {
+    SliceHeader h = base;
+    h.frame = static_cast<int>(f);
+    h.position = dicom::lookup(ds, multiframe, f, DCM_PlanePositionSequence,
+                               [](DcmItem* it) { return get_doubles<3>(it, DCM_ImagePositionPatient); });
+    h.orientation = dicom::lookup(ds, multiframe, f, DCM_PlaneOrientationSequence,
+                                  [](DcmItem* it) { return get_doubles<6>(it, DCM_ImageOrientationPatient); });
+    h.pixel_spacing = dicom::lookup(ds, multiframe, f, DCM_PixelMeasuresSequence,
+                                    [](DcmItem* it) { return get_doubles<2>(it, DCM_PixelSpacing); });
+    h.slice_thickness = dicom::lookup(ds, multiframe, f, DCM_PixelMeasuresSequence,
+                                      [](DcmItem* it) { return get_double(it, DCM_SliceThickness); });
+    if (auto s = dicom::lookup(ds, multiframe, f, DCM_PixelValueTransformationSequence,
+                               [](DcmItem* it) { return get_double(it, DCM_RescaleSlope); }))
+      h.rescale_slope = *s;
+    if (auto s = dicom::lookup(ds, multiframe, f, DCM_PixelValueTransformationSequence,
+                               [](DcmItem* it) { return get_double(it, DCM_RescaleIntercept); }))
+      h.rescale_intercept = *s;
+    if (h.rescale_slope == 0.0) h.rescale_slope = 1.0;  // a zero slope is a broken header, not a real scale
+    if (multiframe && h.image_type.size() <= 1) {
+      const std::string ft = dicom::lookup(ds, multiframe, f, DCM_CTImageFrameTypeSequence, [](DcmItem* it) {
+        std::optional<std::string> r;
+        std::string s = get_string(it, DCM_FrameType);
+        if (!s.empty()) r = s;
+        return r;
+      }).value_or("");
+      if (!ft.empty()) h.image_type = dicom::split_backslash(ft);
+    }
+    out.push_back(std::move(h));
+  }
+  return out;
+}
+
+}  // namespace cspine

@@ -1,0 +1,273 @@
+// Finding studies: walk the tree, read headers only (in parallel), group by study and series, and choose
+// the series to score. File names and extensions carry no meaning: real exports name slices anything.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+
+#include "cspine/dicom.h"
+#include "cspine/error.h"
+#include "dicom/dicom_header.h"
+#include "util/log.h"
+#include "util/parallel.h"
+
+namespace fs = std::filesystem;
+
+namespace cspine {
+
+namespace {
+
+const char* kCtImageStorage = "1.2.840.10008.5.1.4.1.1.2";
+const char* kEnhancedCtImageStorage = "1.2.840.10008.5.1.4.1.1.2.1";
+
+std::vector<std::string> list_files(const std::string& root) {
+  std::error_code ec;
+  const fs::path p(root);
+  if (!fs::exists(p, ec)) throw InputError("input path '" + root + "' does not exist");
+  std::vector<std::string> files;
+  if (fs::is_regular_file(p, ec)) {
+    files.push_back(p.string());
+    return files;
+  }
+  if (!fs::is_directory(p, ec)) throw InputError("input path '" + root + "' is neither a file nor a folder");
+  fs::recursive_directory_iterator it(p, fs::directory_options::skip_permission_denied, ec), end;
+  if (ec) throw InputError("cannot list '" + root + "': " + ec.message());
+  for (; it != end; it.increment(ec)) {
+    if (ec) {
+      CSPINE_WARN("cannot list part of '{}': {}", root, ec.message());
+      ec.clear();
+      continue;
+    }
+    std::error_code fec;
+    if (it->is_regular_file(fec)) files.push_back(it->path().string());
+  }
+  std::sort(files.begin(), files.end());  // deterministic discovery order
+  return files;
+}
+
+std::string parent_folder(const std::string& path) { return fs::path(path).parent_path().string(); }
+
+std::string round_orientation(const std::optional<std::array<double, 6>>& o) {
+  if (!o) return "none";
+  std::ostringstream os;
+  os.setf(std::ios::fixed);
+  os.precision(2);
+  for (double v : *o) os << (std::abs(v) < 0.005 ? 0.0 : v) << ',';
+  return os.str();
+}
+
+bool same_orientation(const std::array<double, 6>& a, const std::array<double, 6>& b) {
+  for (int i = 0; i < 6; ++i)
+    if (std::abs(a[i] - b[i]) > 1e-3) return false;
+  return true;
+}
+
+std::string short_name(const std::string& path) { return fs::path(path).filename().string(); }
+
+// Splits off images that do not belong to the volume of their series (a localizer exported under the same
+// SeriesInstanceUID, a differently oriented reformat) and records why the series can or cannot be scored.
+void check_series(SeriesInfo& s) {
+  std::vector<SliceHeader> kept, dropped;
+  // Localizers mixed into an otherwise axial series.
+  const bool any_non_localizer = std::any_of(s.slices.begin(), s.slices.end(), [](auto& h) { return !h.is_localizer(); });
+  for (auto& h : s.slices) (any_non_localizer && h.is_localizer() ? dropped : kept).push_back(std::move(h));
+  if (!dropped.empty())
+    s.warnings.push_back({warn::mixed_series, std::to_string(dropped.size()) +
+                                                  " localizer image(s) inside the series were left out (first: " +
+                                                  short_name(dropped.front().path) + ")"});
+  s.slices = std::move(kept);
+
+  // Majority orientation wins; the rest is another acquisition or a reformat.
+  std::vector<std::pair<std::array<double, 6>, std::size_t>> groups;
+  for (const auto& h : s.slices) {
+    if (!h.orientation) continue;
+    auto g = std::find_if(groups.begin(), groups.end(), [&](auto& p) { return same_orientation(p.first, *h.orientation); });
+    if (g == groups.end()) groups.push_back({*h.orientation, 1});
+    else ++g->second;
+  }
+  if (groups.size() > 1) {
+    auto best = std::max_element(groups.begin(), groups.end(), [](auto& a, auto& b) { return a.second < b.second; });
+    const auto keep = best->first;
+    std::vector<SliceHeader> same;
+    std::size_t other = 0;
+    std::string first_other;
+    for (auto& h : s.slices) {
+      if (h.orientation && !same_orientation(*h.orientation, keep)) {
+        if (first_other.empty()) first_other = short_name(h.path);
+        ++other;
+        continue;
+      }
+      same.push_back(std::move(h));
+    }
+    s.slices = std::move(same);
+    s.warnings.push_back({warn::mixed_series, std::to_string(other) +
+                                                  " image(s) with another orientation were left out (first: " +
+                                                  first_other + ")"});
+  }
+
+  std::set<std::string> xfers;
+  for (const auto& h : s.slices) xfers.insert(h.transfer_syntax_uid);
+  s.transfer_syntaxes.assign(xfers.begin(), xfers.end());
+  if (s.slices.empty()) {
+    s.eligibility = "no images left after removing localizers and other orientations";
+    return;
+  }
+  const SliceHeader& f = s.slices.front();
+  s.modality = f.modality;
+  s.description = f.series_description;
+  s.series_number = f.series_number;
+
+  // Every distinct reason is kept (the first file that shows it is named), so a user fixes all at once.
+  std::set<std::string> kinds;
+  auto refuse = [&](const std::string& why) {
+    const std::string kind = why.substr(why.find("' ") == std::string::npos ? 0 : why.find("' ") + 2, 24);
+    if (!kinds.insert(kind).second) return;
+    s.eligibility += (s.eligibility.empty() ? "" : "; ") + why;
+  };
+  for (const auto& h : s.slices) {
+    if (!h.has_pixel_data) refuse("'" + h.path + "' has no pixel data (7FE0,0010)");
+  }
+  if (f.is_secondary_capture()) refuse("secondary capture (screen capture), not an acquired CT image");
+  if (f.modality != "CT" && f.sop_class_uid != kCtImageStorage && f.sop_class_uid != kEnhancedCtImageStorage)
+    refuse("not CT (modality '" + f.modality + "', SOP class " + f.sop_class_uid + ")");
+  if (f.is_localizer()) refuse("localizer (scout) image");
+  for (const auto& h : s.slices) {
+    if (h.samples_per_pixel != 1) refuse("'" + h.path + "' is a colour image (" + std::to_string(h.samples_per_pixel) + " samples per pixel)");
+    if (!h.pixel_spacing) refuse("'" + h.path + "' has no PixelSpacing: the voxel size is unknown");
+    if (!h.position) refuse("'" + h.path + "' has no ImagePositionPatient: the slice cannot be placed");
+    if (!h.orientation) refuse("'" + h.path + "' has no ImageOrientationPatient: the slice cannot be placed");
+    if (h.rows != f.rows || h.columns != f.columns)
+      refuse("mixed matrix sizes: '" + h.path + "' is " + std::to_string(h.rows) + "x" + std::to_string(h.columns) +
+             " while '" + f.path + "' is " + std::to_string(f.rows) + "x" + std::to_string(f.columns));
+    if (h.rows <= 0 || h.columns <= 0) refuse("'" + h.path + "' has no Rows/Columns");
+  }
+  if (s.eligibility.empty() && f.orientation) {
+    const auto& o = *f.orientation;
+    const double nz = o[0] * o[4] - o[1] * o[3];  // z component of row x column
+    const double n_len = std::sqrt(std::pow(o[1] * o[5] - o[2] * o[4], 2) + std::pow(o[2] * o[3] - o[0] * o[5], 2) + nz * nz);
+    if (n_len < 1e-6) refuse("'" + f.path + "' has a degenerate ImageOrientationPatient");
+    else if (std::abs(nz) / n_len < std::cos(45.0 * 3.14159265358979 / 180.0))
+      refuse("not axial (slice normal more than 45 degrees from the patient's long axis: a sagittal or coronal series)");
+  }
+}
+
+}  // namespace
+
+StudyIndex scan_studies(const std::string& path, const ScanOptions& options) {
+  StudyIndex index;
+  index.root = path;
+  const std::vector<std::string> files = list_files(path);
+  index.files_seen = files.size();
+
+  std::vector<std::vector<SliceHeader>> headers(files.size());
+  std::vector<std::string> errors(files.size());
+  std::vector<char> not_dicom(files.size(), 0);
+  parallel_for(files.size(), options.threads, [&](std::size_t i) {
+    try {
+      headers[i] = read_slice_headers(files[i]);
+    } catch (const dicom::NotDicom&) {
+      not_dicom[i] = 1;
+    } catch (const std::exception& e) {
+      errors[i] = e.what();
+    }
+  });
+
+  // Group: study -> series. Missing UIDs fall back to the folder plus geometry.
+  std::map<std::string, std::map<std::string, SeriesInfo>> groups;
+  std::set<std::string> missing_uid_folders;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (not_dicom[i]) {
+      CSPINE_DEBUG("skipping non-DICOM file {}", files[i]);
+      continue;
+    }
+    if (!errors[i].empty()) {
+      ++index.skipped_files;
+      CSPINE_WARN("[{}] {}", warn::skipped_file, errors[i]);
+      continue;
+    }
+    ++index.dicom_files;
+    for (auto& h : headers[i]) {
+      std::string study = h.study_uid, series = h.series_uid;
+      if (study.empty() || series.empty()) missing_uid_folders.insert(parent_folder(h.path));
+      if (study.empty()) study = "folder:" + parent_folder(h.path);
+      if (series.empty())
+        series = "folder:" + parent_folder(h.path) + "|" + round_orientation(h.orientation) + "|" +
+                 std::to_string(h.rows) + "x" + std::to_string(h.columns);
+      SeriesInfo& s = groups[study][series];
+      s.study_uid = study;
+      s.series_uid = series;
+      s.slices.push_back(std::move(h));
+    }
+  }
+  // An unreadable file is reported with the series that lives in its folder (it is most likely one of its
+  // slices), so the study's own report shows it; otherwise with the whole index.
+  std::map<std::string, SeriesInfo*> series_by_folder;
+  for (auto& [study_uid, series_map] : groups)
+    for (auto& [series_uid, s] : series_map)
+      if (!s.slices.empty()) series_by_folder.emplace(parent_folder(s.slices.front().path), &s);
+  std::string first_error;
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    if (errors[i].empty()) continue;
+    if (first_error.empty()) first_error = errors[i];
+    const auto it = series_by_folder.find(parent_folder(files[i]));
+    Warning w{warn::skipped_file, "file skipped: " + errors[i]};
+    if (it != series_by_folder.end()) it->second->warnings.push_back(std::move(w));
+    else index.warnings.push_back(std::move(w));
+  }
+  if (index.dicom_files == 0) {
+    if (index.skipped_files > 0)
+      throw NoDicomError("no readable DICOM under '" + path + "': " + std::to_string(index.skipped_files) +
+                         " DICOM file(s) could not be read (first: " + first_error + ")");
+    throw NoDicomError("no DICOM files under '" + path + "' (" + std::to_string(files.size()) + " file(s) looked at)");
+  }
+
+  for (auto& [study_uid, series_map] : groups) {
+    StudyInfo study;
+    study.study_uid = study_uid;
+    for (auto& [series_uid, s] : series_map) {
+      check_series(s);
+      if (s.series_uid.rfind("folder:", 0) == 0 || s.study_uid.rfind("folder:", 0) == 0)
+        s.warnings.push_back({warn::missing_uid, "StudyInstanceUID or SeriesInstanceUID is empty; images were grouped by folder and geometry"});
+      study.series.push_back(std::move(s));
+    }
+    // Choose: eligible, then most slices, then lowest SeriesNumber.
+    int best = -1;
+    std::size_t eligible = 0;
+    for (std::size_t k = 0; k < study.series.size(); ++k) {
+      const auto& s = study.series[k];
+      if (!s.eligibility.empty()) continue;
+      ++eligible;
+      if (best < 0) {
+        best = static_cast<int>(k);
+        continue;
+      }
+      const auto& b = study.series[static_cast<std::size_t>(best)];
+      if (s.slices.size() > b.slices.size() ||
+          (s.slices.size() == b.slices.size() && s.series_number.value_or(1 << 30) < b.series_number.value_or(1 << 30)))
+        best = static_cast<int>(k);
+    }
+    if (best >= 0) {
+      auto& chosen = study.series[static_cast<std::size_t>(best)];
+      chosen.selected = true;
+      study.selected_series = best;
+      study.selection_reason = "CT, axial, " + std::to_string(chosen.slices.size()) + " images" +
+                               (eligible > 1 ? ", the most of " + std::to_string(eligible) + " eligible series" : "") +
+                               (study.series.size() > eligible
+                                    ? " (" + std::to_string(study.series.size() - eligible) + " other series not eligible)"
+                                    : "");
+      CSPINE_INFO("study {}: chose series {} ({})", study_uid, chosen.series_uid, study.selection_reason);
+    } else {
+      study.selection_reason = "no series can be scored:";
+      for (const auto& s : study.series) study.selection_reason += " series " + s.series_uid + ": " + s.eligibility + ";";
+      study.selection_reason.pop_back();
+      CSPINE_WARN("study {}: {}", study_uid, study.selection_reason);
+    }
+    index.studies.push_back(std::move(study));
+  }
+  return index;
+}
+
+}  // namespace cspine

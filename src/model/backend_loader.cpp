@@ -1,0 +1,95 @@
+#include <dlfcn.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <mutex>
+
+#include "cspine/backend.h"
+#include "cspine/error.h"
+#include "util/log.h"
+
+namespace fs = std::filesystem;
+
+namespace cspine {
+
+namespace {
+
+constexpr const char* kPluginName = "libcspine_torch.so";
+
+std::string exe_dir() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  return ec ? std::string() : exe.parent_path().string();
+}
+
+std::vector<std::string> candidates() {
+  std::vector<std::string> c;
+  if (const char* env = std::getenv("CSPINE_TORCH_BACKEND"); env && *env) c.emplace_back(env);
+  const std::string dir = exe_dir();
+  if (!dir.empty()) {
+    c.push_back(dir + "/" + kPluginName);
+    c.push_back(dir + "/../lib/cspine/" + kPluginName);
+  }
+#ifdef CSPINE_BUILD_PLUGIN_DIR
+  c.push_back(std::string(CSPINE_BUILD_PLUGIN_DIR) + "/" + kPluginName);
+#endif
+  return c;
+}
+
+struct Plugin {
+  void* handle = nullptr;
+  std::string path;
+  std::string error;
+};
+
+Plugin& plugin() {
+  static Plugin p;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const std::string found = find_backend_plugin();
+    if (found.empty()) {
+      std::string tried;
+      for (const auto& c : candidates()) tried += " " + c;
+      p.error = "the model backend " + std::string(kPluginName) + " was not found (looked at:" + tried +
+                "); build cspine with CSPINE_WITH_TORCH=ON or set CSPINE_TORCH_BACKEND";
+      return;
+    }
+    p.handle = ::dlopen(found.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!p.handle) {
+      p.error = "cannot load the model backend '" + found + "': " + ::dlerror();
+      return;
+    }
+    auto abi = reinterpret_cast<int (*)()>(::dlsym(p.handle, "cspine_backend_abi_version"));
+    if (!abi || abi() != kBackendAbiVersion) {
+      p.error = "'" + found + "' is a model backend for another version of cspine (ABI " +
+                (abi ? std::to_string(abi()) : std::string("unknown")) + ", need " +
+                std::to_string(kBackendAbiVersion) + ")";
+      ::dlclose(p.handle);
+      p.handle = nullptr;
+      return;
+    }
+    p.path = found;
+    CSPINE_DEBUG("loaded model backend {}", found);
+  });
+  return p;
+}
+
+}  // namespace
+
+std::string find_backend_plugin() {
+  for (const auto& c : candidates()) {
+    std::error_code ec;
+    if (fs::is_regular_file(c, ec)) return fs::weakly_canonical(c, ec).string();
+  }
+  return {};
+}
+
+std::string backend_info() {
+  Plugin& p = plugin();
+  if (!p.handle) throw Error(ExitCode::internal, p.error);
+  auto info = reinterpret_cast<const char* (*)()>(::dlsym(p.handle, "cspine_backend_info"));
+  if (!info) throw Error(ExitCode::internal, "'" + p.path + "' has no cspine_backend_info entry point");
+  return std::string(info()) + " [" + p.path + "]";
+}
+
+}  // namespace cspine

@@ -1,0 +1,240 @@
+// The real binary on real and synthetic inputs: exit codes, JSON shape, and agreement with dcm2niix.
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <fstream>
+#include <set>
+
+#include "support/fixtures.h"
+
+using namespace cspine;
+using namespace cspine::test;
+using nlohmann::json;
+
+namespace {
+
+std::string bin() { return std::string(CSPINE_BINARY); }
+std::string q(const std::string& s) { return "'" + s + "'"; }
+
+int run_cspine(const std::string& args, std::string* out = nullptr, std::string* err = nullptr) {
+  return run_command(q(bin()) + " " + args, out, err);
+}
+
+// Values of `ours` compared with `ref` in patient space: for each voxel of ours, the voxel of ref at the
+// same physical point. Returns the number of compared voxels; counts mismatches (ignoring `skip_ref`).
+struct Agreement {
+  std::size_t compared = 0, mismatched = 0, outside = 0;
+  double max_corner_distance = 0;
+};
+Agreement agree(const Volume& ours, const Volume& ref, std::optional<int16_t> skip_ref = std::nullopt) {
+  Agreement a;
+  // Inverse of ref's affine (direction * spacing), direction is orthonormal.
+  auto to_ref_index = [&](const std::array<double, 3>& p) {
+    std::array<double, 3> d{p[0] - ref.origin[0], p[1] - ref.origin[1], p[2] - ref.origin[2]};
+    std::array<double, 3> idx{};
+    for (int c = 0; c < 3; ++c) {
+      const auto ax = ref.axis(c);
+      idx[c] = (d[0] * ax[0] + d[1] * ax[1] + d[2] * ax[2]) / ref.spacing[c];
+    }
+    return idx;
+  };
+  for (int k = 0; k < ours.size[2]; ++k)
+    for (int j = 0; j < ours.size[1]; ++j)
+      for (int i = 0; i < ours.size[0]; ++i) {
+        const auto p = ours.voxel_to_lps(i, j, k);
+        const auto idx = to_ref_index(p);
+        std::array<int, 3> r{};
+        bool inside = true;
+        for (int c = 0; c < 3; ++c) {
+          r[c] = static_cast<int>(std::lround(idx[c]));
+          if (std::abs(idx[c] - r[c]) > 1e-2 || r[c] < 0 || r[c] >= ref.size[c]) inside = false;
+        }
+        if (!inside) {
+          ++a.outside;
+          continue;
+        }
+        const int16_t rv = ref.at(r[0], r[1], r[2]);
+        if (skip_ref && rv == *skip_ref) continue;
+        ++a.compared;
+        if (rv != ours.at(i, j, k)) ++a.mismatched;
+      }
+  return a;
+}
+
+std::string dcm2niix(const std::string& in, const std::string& out_dir) {
+  fs::create_directories(out_dir);
+  std::string log;
+  const int rc = run_command("dcm2niix -z n -f ref -o " + q(out_dir) + " " + q(in), &log, &log);
+  EXPECT_EQ(rc, 0) << log;
+  for (auto& e : fs::directory_iterator(out_dir))
+    if (e.path().extension() == ".nii") return e.path().string();
+  ADD_FAILURE() << "dcm2niix wrote no NIfTI: " << log;
+  return {};
+}
+
+bool have_dcm2niix() { return run_command("command -v dcm2niix >/dev/null") == 0; }
+
+}  // namespace
+
+TEST(Cli, VersionAndInfo) {
+  std::string out;
+  EXPECT_EQ(run_cspine("--version", &out), 0);
+  EXPECT_NE(out.find("cspine"), std::string::npos);
+  EXPECT_EQ(run_cspine("info", &out), 0);
+  EXPECT_NE(out.find("DCMTK"), std::string::npos);
+#ifdef CSPINE_WITH_TORCH
+  // The backend plugin loads and reports a version (not "unavailable").
+  EXPECT_NE(out.find("LibTorch 1."), std::string::npos) << out;
+  EXPECT_EQ(out.find("unavailable"), std::string::npos) << out;
+#else
+  EXPECT_NE(out.find("LibTorch backend unavailable"), std::string::npos) << out;
+#endif
+}
+
+TEST(Cli, BrokenBackendPluginIsAClearError) {
+  TempDir tmp;
+  std::ofstream(tmp / "libcspine_torch.so") << "not a shared object";
+  std::string out;
+  EXPECT_EQ(run_command("CSPINE_TORCH_BACKEND=" + q(tmp / "libcspine_torch.so") + " " + q(bin()) + " info", &out), 0);
+  EXPECT_NE(out.find("LibTorch backend unavailable: cannot load the model backend"), std::string::npos) << out;
+}
+
+TEST(Cli, ExitCodeUsage) {
+  EXPECT_EQ(run_cspine("inspect --no-such-flag x"), 2);
+  EXPECT_EQ(run_cspine(""), 2);
+  TempDir tmp;
+  EXPECT_EQ(run_cspine("convert " + q(tmp.str()) + " -o " + q(tmp / "x.txt")), 2);  // wrong extension
+}
+
+TEST(Cli, ExitCodeInputNotFound) {
+  std::string err;
+  EXPECT_EQ(run_cspine("inspect /definitely/not/here", nullptr, &err), 3);
+  EXPECT_NE(err.find("/definitely/not/here"), std::string::npos) << err;
+}
+
+TEST(Cli, ExitCodeNoDicom) {
+  TempDir tmp;
+  std::ofstream(tmp / "a.txt") << "text";
+  std::string err;
+  EXPECT_EQ(run_cspine("inspect " + q(tmp.str()), nullptr, &err), 4);
+  EXPECT_NE(err.find("no DICOM"), std::string::npos) << err;
+}
+
+TEST(Cli, ExitCodeUnusableSeries) {
+  CSPINE_REQUIRE_SAMPLES();
+  TempDir tmp;
+  fs::copy_file(samples_dir() + "/transfer-syntaxes/no-pixel-data.dcm", tmp / "no-pixel-data.dcm");
+  std::string err;
+  EXPECT_EQ(run_cspine("convert " + q(tmp.str()) + " -o " + q(tmp / "out.nii"), nullptr, &err), 5);
+  EXPECT_NE(err.find("no-pixel-data.dcm"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(tmp / "out.nii"));
+}
+
+TEST(Cli, ExitCodeOutputError) {
+  TempDir tmp;
+  SeriesSpec spec;
+  spec.slices = 2;
+  write_series(tmp / "s", spec);
+  std::string err;
+  EXPECT_EQ(run_cspine("convert " + q(tmp / "s") + " -o " + q(tmp / "missing/out.nii"), nullptr, &err), 6);
+  EXPECT_NE(err.find("missing"), std::string::npos) << err;
+}
+
+TEST(Cli, InspectJsonDescribesEveryStudyAndSeries) {
+  TempDir tmp;
+  SeriesSpec a, b;
+  a.slices = 4;
+  a.ts = TransferSyntax::jpeg_lossless_sv1;
+  b.slices = 3;
+  b.head_first_numbering = true;
+  const auto wa = write_series(tmp / "A", a);
+  const auto wb = write_series(tmp / "B", b);
+  std::string out;
+  ASSERT_EQ(run_cspine("inspect --json " + q(tmp.str()), &out), 0);
+  const json j = json::parse(out);
+  ASSERT_EQ(j["studies"].size(), 2u);
+  for (const auto& st : j["studies"]) {
+    const bool is_a = st["study_uid"] == wa.study_uid;
+    const auto& ser = st["series"][0];
+    EXPECT_EQ(ser["series_uid"], is_a ? wa.series_uid : wb.series_uid);
+    EXPECT_TRUE(ser["selected"].get<bool>());
+    EXPECT_EQ(ser["slices"], is_a ? 4 : 3);
+    EXPECT_EQ(ser["rows"], 32);
+    EXPECT_EQ(ser["columns"], 32);
+    EXPECT_NEAR(ser["spacing_mm"][0].get<double>(), 0.6, 1e-9);
+    EXPECT_NEAR(ser["spacing_mm"][1].get<double>(), 0.7, 1e-9);
+    EXPECT_NEAR(ser["spacing_mm"][2].get<double>(), 1.25, 1e-6);
+    EXPECT_EQ(ser["transfer_syntaxes"][0], is_a ? "1.2.840.10008.1.2.4.70" : "1.2.840.10008.1.2.1");
+    bool reversed = false;
+    for (const auto& w : ser["warnings"]) reversed |= w["code"] == "reversed-order";
+    EXPECT_EQ(reversed, !is_a);
+  }
+}
+
+TEST(Cli, InspectRealSamplesListsEveryTransferSyntax) {
+  CSPINE_REQUIRE_SAMPLES();
+  std::string out;
+  ASSERT_EQ(run_cspine("inspect --json " + q(samples_dir()), &out), 0);
+  const json j = json::parse(out);
+  std::set<std::string> xfers;
+  for (const auto& st : j["studies"])
+    for (const auto& s : st["series"])
+      for (const auto& x : s["transfer_syntaxes"]) xfers.insert(x.get<std::string>());
+  for (const char* uid : {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1", "1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99",
+                          "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.57",
+                          "1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90",
+                          "1.2.840.10008.1.2.5"})
+    EXPECT_TRUE(xfers.count(uid)) << uid;
+}
+
+TEST(Cli, ConvertAgreesWithDcm2niixOnSyntheticSeries) {
+  if (!have_dcm2niix()) FAIL() << "dcm2niix is not installed (scripts/install-deps.sh installs it)";
+  TempDir tmp;
+  SeriesSpec spec;
+  spec.rows = 48;
+  spec.columns = 40;
+  spec.slices = 12;
+  spec.head_first_numbering = true;
+  spec.origin = {-101.3, 47.9, -220.5};
+  spec.spacing_z = 0.8;
+  spec.pixel_spacing = {0.45, 0.35};
+  const auto w = write_series(tmp / "s", spec, [](int k) { return "x" + std::to_string((k * 7) % 12); });
+  ASSERT_EQ(run_cspine("convert " + q(tmp / "s") + " -o " + q(tmp / "ours.nii")), 0);
+  const std::string ref_path = dcm2niix(tmp / "s", tmp / "ref");
+  const Volume ours = read_nifti(tmp / "ours.nii");
+  const Volume ref = read_nifti(ref_path);
+  std::multiset<int> a(ours.size.begin(), ours.size.end()), b(ref.size.begin(), ref.size.end());
+  EXPECT_EQ(a, b);
+  const Agreement g = agree(ours, ref);
+  EXPECT_EQ(g.outside, 0u) << "voxel grids differ by more than 0.01 voxel somewhere";
+  EXPECT_EQ(g.compared, ours.voxel_count());
+  EXPECT_EQ(g.mismatched, 0u);
+  // Both read through ITK (LPS); the same world point must be a corner of both grids within 1e-3 mm.
+  const auto p = ours.voxel_to_lps(0, 0, 0);
+  double best = 1e9;
+  for (int i : {0, ref.size[0] - 1})
+    for (int j : {0, ref.size[1] - 1})
+      for (int k : {0, ref.size[2] - 1}) {
+        const auto r = ref.voxel_to_lps(i, j, k);
+        best = std::min(best, std::sqrt(std::pow(r[0] - p[0], 2) + std::pow(r[1] - p[1], 2) + std::pow(r[2] - p[2], 2)));
+      }
+  EXPECT_LT(best, 1e-3);
+  EXPECT_NEAR(ours.origin[0], spec.origin[0], 1e-3);  // our origin is the lowest slice's ImagePositionPatient
+}
+
+TEST(Cli, ConvertAgreesWithDcm2niixOnARealScannerSlice) {
+  CSPINE_REQUIRE_SAMPLES();
+  if (!have_dcm2niix()) FAIL() << "dcm2niix is not installed (scripts/install-deps.sh installs it)";
+  TempDir tmp;
+  fs::create_directories(tmp / "in");
+  fs::copy_file(samples_dir() + "/wg04/REF/CT1_UNC", tmp / "in/CT1_UNC");
+  ASSERT_EQ(run_cspine("convert " + q(tmp / "in") + " -o " + q(tmp / "ours.nii.gz")), 0);
+  const Volume ours = read_nifti(tmp / "ours.nii.gz");
+  const Volume ref = read_nifti(dcm2niix(tmp / "in", tmp / "ref"));
+  // dcm2niix keeps PixelPaddingValue (-2000 stored, -3024 HU) as a value; cspine turns it into air.
+  const Agreement g = agree(ours, ref, int16_t(-3024));
+  EXPECT_EQ(g.outside, 0u);
+  EXPECT_GT(g.compared, ours.voxel_count() / 2);
+  EXPECT_EQ(g.mismatched, 0u);
+}

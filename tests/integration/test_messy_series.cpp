@@ -1,0 +1,198 @@
+// Synthetic series written with DCMTK, made messy the ways real exports are: reversed numbering, names
+// that mean nothing, junk files, a missing slice, a duplicate, a truncated file, every writable codec.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <random>
+
+#include "cspine/error.h"
+#include "support/fixtures.h"
+
+using namespace cspine;
+using namespace cspine::test;
+
+namespace {
+
+bool has(const Warnings& ws, const std::string& code, std::string* message = nullptr) {
+  for (const auto& w : ws)
+    if (w.code == code) {
+      if (message) *message = w.message;
+      return true;
+    }
+  return false;
+}
+
+// Checks volume slice k equals expected slice `expected_index` of the written series.
+void expect_slice(const Volume& v, int k, const WrittenSeries& w, std::size_t expected_index) {
+  ASSERT_LT(expected_index, w.hu.size());
+  const int16_t* s = v.slice(k);
+  for (std::size_t i = 0; i < w.hu[expected_index].size(); ++i)
+    ASSERT_EQ(s[i], w.hu[expected_index][i]) << "slice " << k << " voxel " << i;
+}
+
+}  // namespace
+
+TEST(MessySeries, ReversedNumberingAndMeaninglessNamesStillOrderByPosition) {
+  TempDir tmp;
+  SeriesSpec spec;
+  spec.slices = 9;
+  spec.head_first_numbering = true;
+  std::vector<std::string> names;
+  std::mt19937 rng(5);
+  for (int k = 0; k < spec.slices; ++k) names.push_back("IM" + std::to_string(rng() % 100000) + "_" + std::to_string(k));
+  std::shuffle(names.begin(), names.end(), rng);
+  const auto w = write_series(tmp / "study", spec, [&](int k) { return names[static_cast<std::size_t>(k)]; });
+  const LoadedSeries l = load_study(scan_studies(tmp.str()), "");
+  ASSERT_EQ(l.volume.size[2], 9);
+  for (int k = 0; k < 9; ++k) expect_slice(l.volume, k, w, static_cast<std::size_t>(k));
+  EXPECT_TRUE(has(l.warnings, warn::reversed_order));
+  EXPECT_NEAR(l.volume.spacing[2], spec.spacing_z, 1e-6);
+  EXPECT_NEAR(l.volume.spacing[0], spec.pixel_spacing[1], 1e-9);  // columns step = PixelSpacing[1]
+  EXPECT_NEAR(l.volume.spacing[1], spec.pixel_spacing[0], 1e-9);
+  EXPECT_NEAR(l.volume.origin[2], spec.origin[2], 1e-6);
+  for (int k = 0; k < 9; ++k) EXPECT_EQ(l.slice_files[static_cast<std::size_t>(k)], w.files[static_cast<std::size_t>(k)]);
+}
+
+TEST(MessySeries, JunkFilesAreIgnored) {
+  TempDir tmp;
+  SeriesSpec spec;
+  spec.slices = 4;
+  const auto w = write_series(tmp / "s", spec);
+  std::ofstream(tmp / "s/DICOMDIR.txt") << "index";
+  std::ofstream(tmp / "s/preview.jpg") << "\xff\xd8\xff\xe0 jpeg bytes";
+  std::ofstream(tmp / "s/empty");
+  const LoadedSeries l = load_study(scan_studies(tmp.str()), "");
+  EXPECT_EQ(l.volume.size[2], 4);
+  for (int k = 0; k < 4; ++k) expect_slice(l.volume, k, w, static_cast<std::size_t>(k));
+}
+
+TEST(MessySeries, MissingSliceIsReportedWithWhere) {
+  TempDir tmp;
+  SeriesSpec spec;
+  spec.slices = 8;
+  const auto w = write_series(tmp / "s", spec);
+  fs::remove(w.files[3]);
+  const LoadedSeries l = load_study(scan_studies(tmp.str()), "");
+  EXPECT_EQ(l.volume.size[2], 7);
+  std::string msg;
+  ASSERT_TRUE(has(l.warnings, warn::missing_slices, &msg));
+  EXPECT_NE(msg.find(fs::path(w.files[2]).filename().string()), std::string::npos) << msg;
+  EXPECT_NE(msg.find(fs::path(w.files[4]).filename().string()), std::string::npos) << msg;
+  EXPECT_NEAR(l.volume.spacing[2], spec.spacing_z, 1e-6);  // median, not stretched by the gap
+  EXPECT_NEAR(l.volume.slice_positions[3] - l.volume.slice_positions[2], 2 * spec.spacing_z, 1e-6);
+  expect_slice(l.volume, 3, w, 4);
+}
+
+TEST(MessySeries, DuplicateKeepsOneSlice) {
+  TempDir tmp;
+  SeriesSpec spec;
+  spec.slices = 5;
+  const auto w = write_series(tmp / "s", spec);
+  fs::copy_file(w.files[2], tmp / "s/copy-of-3");
+  const LoadedSeries l = load_study(scan_studies(tmp.str()), "");
+  EXPECT_EQ(l.volume.size[2], 5);
+  EXPECT_TRUE(has(l.warnings, warn::duplicate_position));
+  for (int k = 0; k < 5; ++k) expect_slice(l.volume, k, w, static_cast<std::size_t>(k));
+}
+
+TEST(MessySeries, TruncatedSliceIsSkippedAndTheGapReported) {
+  TempDir tmp;
+  SeriesSpec spec;
+  spec.slices = 6;
+  spec.rows = spec.columns = 64;
+  const auto w = write_series(tmp / "s", spec);
+  const auto size = fs::file_size(w.files[2]);
+  fs::resize_file(w.files[2], size - 3000);  // cut inside the pixel data
+  const LoadedSeries l = load_study(scan_studies(tmp.str()), "");
+  EXPECT_EQ(l.volume.size[2], 5);
+  std::string msg;
+  ASSERT_TRUE(has(l.warnings, warn::skipped_file, &msg));
+  EXPECT_NE(msg.find(w.files[2]), std::string::npos) << msg;
+  EXPECT_TRUE(has(l.warnings, warn::missing_slices));
+  expect_slice(l.volume, 2, w, 3);
+  EXPECT_NEAR(l.volume.slice_positions[2] - l.volume.slice_positions[1], 2 * spec.spacing_z, 1e-6);
+}
+
+TEST(MessySeries, HeaderOnlyTruncationIsASkippedFileNotACrash) {
+  TempDir tmp;
+  SeriesSpec spec;
+  spec.slices = 4;
+  const auto w = write_series(tmp / "s", spec);
+  fs::resize_file(w.files[1], 200);  // preamble and a few bytes: nothing parseable
+  const StudyIndex index = scan_studies(tmp.str());
+  const LoadedSeries l = load_study(index, "");
+  EXPECT_EQ(l.volume.size[2], 3);
+  EXPECT_TRUE(has(index.warnings, warn::skipped_file) || has(l.warnings, warn::skipped_file));
+}
+
+namespace {
+class WrittenCodec : public ::testing::TestWithParam<TransferSyntax> {};
+}  // namespace
+
+TEST_P(WrittenCodec, RoundTripsExactly) {
+  TempDir tmp;
+  SeriesSpec spec;
+  spec.slices = 3;
+  spec.ts = GetParam();
+  const auto w = write_series(tmp / "s", spec);
+  const StudyIndex index = scan_studies(tmp.str());
+  ASSERT_EQ(index.studies.at(0).series.at(0).transfer_syntaxes.size(), 1u);
+  EXPECT_EQ(index.studies[0].series[0].transfer_syntaxes[0], transfer_syntax_uid(GetParam()));
+  const LoadedSeries l = load_study(index, "");
+  for (int k = 0; k < 3; ++k) expect_slice(l.volume, k, w, static_cast<std::size_t>(k));
+}
+
+INSTANTIATE_TEST_SUITE_P(All, WrittenCodec,
+                         ::testing::Values(TransferSyntax::explicit_little, TransferSyntax::implicit_little,
+                                           TransferSyntax::explicit_big, TransferSyntax::deflated,
+                                           TransferSyntax::jpeg_lossless_sv1, TransferSyntax::jpeg_ls_lossless,
+                                           TransferSyntax::rle));
+
+TEST(MessySeries, SignedTwelveBitAndScaledValues) {
+  TempDir tmp;
+  SeriesSpec spec;
+  spec.slices = 3;
+  spec.is_signed = true;
+  spec.bits_stored = 12;
+  spec.intercept = 0.0;
+  spec.ts = TransferSyntax::jpeg_lossless_sv1;
+  const auto w = write_series(tmp / "signed", spec);
+  const LoadedSeries l = load_study(scan_studies(tmp / "signed"), "");
+  for (int k = 0; k < 3; ++k) expect_slice(l.volume, k, w, static_cast<std::size_t>(k));
+
+  SeriesSpec scaled;
+  scaled.slices = 2;
+  scaled.slope = 0.5;
+  scaled.intercept = -1024.0;
+  const auto ws = write_series(tmp / "scaled", scaled);
+  const LoadedSeries ls = load_study(scan_studies(tmp / "scaled"), "");
+  for (int k = 0; k < 2; ++k) expect_slice(ls.volume, k, ws, static_cast<std::size_t>(k));
+}
+
+TEST(MessySeries, ThreadCountDoesNotChangeTheResult) {
+  TempDir tmp;
+  SeriesSpec spec;
+  spec.slices = 12;
+  spec.ts = TransferSyntax::jpeg_lossless_sv1;
+  write_series(tmp / "s", spec);
+  const StudyIndex index = scan_studies(tmp.str());
+  LoadOptions one, many;
+  one.threads = 1;
+  many.threads = 4;
+  const auto a = load_study(index, "", one);
+  const auto b = load_study(index, "", many);
+  EXPECT_EQ(a.volume.hu, b.volume.hu);
+  EXPECT_EQ(a.slice_files, b.slice_files);
+}
+
+TEST(MessySeries, SeveralStudiesNeedAChoice) {
+  TempDir tmp;
+  SeriesSpec spec;
+  spec.slices = 2;
+  const auto a = write_series(tmp / "a", spec);
+  write_series(tmp / "b", spec);
+  const StudyIndex index = scan_studies(tmp.str());
+  EXPECT_THROW(load_study(index, ""), UsageError);
+  EXPECT_EQ(load_study(index, a.study_uid).volume.size[2], 2);
+  EXPECT_THROW(load_study(index, "9.9.9"), InputError);
+}

@@ -1,0 +1,115 @@
+#include "support/fixtures.h"
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+namespace cspine::test {
+
+TempDir::TempDir() {
+  static std::atomic<int> counter{0};
+  path_ = fs::temp_directory_path() /
+          ("cspine-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter++));
+  fs::remove_all(path_);
+  fs::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+std::string samples_dir() {
+  if (const char* env = std::getenv("CSPINE_SAMPLES_DIR")) return env;
+  return CSPINE_SAMPLES_DIR;
+}
+
+std::vector<int16_t> phantom_slice(int rows, int columns, int k, unsigned seed) {
+  std::vector<int16_t> hu(static_cast<std::size_t>(rows) * static_cast<std::size_t>(columns));
+  std::mt19937 rng(seed * 7919u + static_cast<unsigned>(k));
+  std::normal_distribution<double> noise(0.0, 12.0);
+  const double cx = columns * 0.5, cy = rows * 0.55;
+  for (int y = 0; y < rows; ++y) {
+    for (int x = 0; x < columns; ++x) {
+      const double dx = (x - cx) / (columns * 0.42), dy = (y - cy) / (rows * 0.38);
+      const double r = std::sqrt(dx * dx + dy * dy);
+      double v = -1000.0;
+      if (r < 1.0) v = 40.0 + noise(rng);              // soft tissue
+      const double bx = (x - cx) / (columns * 0.12), by = (y - cy * 1.1) / (rows * 0.12);
+      const double b = std::sqrt(bx * bx + by * by);
+      if (b < 1.0) v = (b > 0.75 ? 1300.0 : 250.0) + noise(rng) + 5.0 * k;  // cortical shell, cancellous core
+      if (r > 0.35 && r < 0.45 && y < cy) v = -950.0;   // airway-ish crescent
+      hu[static_cast<std::size_t>(y) * columns + x] = static_cast<int16_t>(std::lround(v));
+    }
+  }
+  return hu;
+}
+
+WrittenSeries write_series(const std::string& dir, const SeriesSpec& spec, const std::function<std::string(int)>& name) {
+  fs::create_directories(dir);
+  WrittenSeries out;
+  out.study_uid = spec.study_uid.empty() ? make_uid() : spec.study_uid;
+  out.series_uid = spec.series_uid.empty() ? make_uid() : spec.series_uid;
+  const auto& o = spec.orientation;
+  const std::array<double, 3> n{o[1] * o[5] - o[2] * o[4], o[2] * o[3] - o[0] * o[5], o[0] * o[4] - o[1] * o[3]};
+  for (int k = 0; k < spec.slices; ++k) {
+    CtSliceSpec s;
+    s.study_uid = out.study_uid;
+    s.series_uid = out.series_uid;
+    s.series_number = spec.series_number;
+    s.rows = spec.rows;
+    s.columns = spec.columns;
+    s.pixel_spacing = spec.pixel_spacing;
+    s.orientation = spec.orientation;
+    for (int i = 0; i < 3; ++i) s.position[static_cast<std::size_t>(i)] = spec.origin[static_cast<std::size_t>(i)] + n[static_cast<std::size_t>(i)] * spec.spacing_z * k;
+    s.slice_thickness = spec.spacing_z;
+    s.instance_number = spec.head_first_numbering ? spec.slices - k : k + 1;
+    s.is_signed = spec.is_signed;
+    s.bits_stored = spec.bits_stored;
+    s.rescale_slope = spec.slope;
+    s.rescale_intercept = spec.intercept;
+    s.image_type = spec.image_type;
+    std::vector<int16_t> hu = phantom_slice(spec.rows, spec.columns, k, spec.seed);
+    const std::string file = (fs::path(dir) / (name ? name(k) : std::to_string(k + 1) + ".dcm")).string();
+    write_ct_slice(file, s, hu, spec.ts);
+    out.files.push_back(file);
+    out.hu.push_back(std::move(hu));
+    out.z.push_back(spec.origin[0] * n[0] + spec.origin[1] * n[1] + spec.origin[2] * n[2] + spec.spacing_z * k);
+  }
+  return out;
+}
+
+int run_command(const std::string& command, std::string* out, std::string* err) {
+  std::string cmd = command;
+  std::string err_file;
+  if (err) {
+    err_file = (fs::temp_directory_path() / ("cspine-stderr-" + std::to_string(::getpid()) + "-" +
+                                             std::to_string(reinterpret_cast<std::uintptr_t>(err))))
+                   .string();
+    cmd += " 2>" + err_file;
+  }
+  FILE* pipe = ::popen(cmd.c_str(), "r");
+  if (!pipe) return -1;
+  std::string captured;
+  char buf[4096];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe)) > 0) captured.append(buf, n);
+  const int status = ::pclose(pipe);
+  if (out) *out = captured;
+  if (err) {
+    std::ifstream in(err_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    *err = ss.str();
+    fs::remove(err_file);
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+}  // namespace cspine::test
