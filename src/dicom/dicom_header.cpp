@@ -40,7 +40,12 @@ void load_file(DcmFileFormat& file, const std::string& path, bool headers_only) 
   // With a small maxReadLength DCMTK leaves large values (pixel data) on disk until they are accessed.
   const Uint32 max_read = headers_only ? 256 : DCM_MaxReadLength;
   OFCondition cond = file.loadFile(path.c_str(), EXS_Unknown, EGL_noChange, max_read, ERM_autoDetect);
-  if (cond.bad()) throw Error(ExitCode::unusable_series, "cannot read DICOM file '" + path + "': " + cond.text());
+  if (cond.bad()) {
+    // DCMTK's wording for a short file is "I/O suspension or premature end of stream"; say it plainly.
+    const std::string why = cond == EC_StreamNotifyClient ? "the file ends early (truncated or still being copied)"
+                                                           : std::string(cond.text());
+    throw Error(ExitCode::unusable_series, "cannot read DICOM file '" + path + "': " + why);
+  }
 }
 
 namespace {
@@ -180,6 +185,7 @@ std::vector<SliceHeader> read_slice_headers(const std::string& path) {
   base.series_uid = get_string(ds, DCM_SeriesInstanceUID);
   base.sop_instance_uid = get_string(ds, DCM_SOPInstanceUID);
   base.sop_class_uid = get_string(ds, DCM_SOPClassUID);
+  if (base.sop_class_uid.empty()) base.sop_class_uid = get_string(meta, DCM_MediaStorageSOPClassUID);
   base.modality = get_string(ds, DCM_Modality);
   base.photometric = get_string(ds, DCM_PhotometricInterpretation);
   base.series_description = get_string(ds, DCM_SeriesDescription);

@@ -1,6 +1,7 @@
 // Finding studies: walk the tree, read headers only (in parallel), group by study and series, and choose
 // the series to score. File names and extensions carry no meaning: real exports name slices anything.
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -22,6 +23,7 @@ namespace {
 
 const char* kCtImageStorage = "1.2.840.10008.5.1.4.1.1.2";
 const char* kEnhancedCtImageStorage = "1.2.840.10008.5.1.4.1.1.2.1";
+const char* kMediaStorageDirectory = "1.2.840.10008.1.3.10";
 
 std::vector<std::string> list_files(const std::string& root) {
   std::error_code ec;
@@ -165,9 +167,16 @@ StudyIndex scan_studies(const std::string& path, const ScanOptions& options) {
   std::vector<std::vector<SliceHeader>> headers(files.size());
   std::vector<std::string> errors(files.size());
   std::vector<char> not_dicom(files.size(), 0);
+  const auto t0 = std::chrono::steady_clock::now();
   parallel_for(files.size(), options.threads, [&](std::size_t i) {
     try {
       headers[i] = read_slice_headers(files[i]);
+      // A DICOMDIR (the index of a CD or DVD export) is DICOM but no image, and has no StudyInstanceUID:
+      // counted as a study it would make every exported folder look like two studies.
+      if (!headers[i].empty() && headers[i].front().sop_class_uid == kMediaStorageDirectory) {
+        headers[i].clear();
+        not_dicom[i] = 1;
+      }
     } catch (const dicom::NotDicom&) {
       not_dicom[i] = 1;
     } catch (const std::exception& e) {
@@ -180,7 +189,7 @@ StudyIndex scan_studies(const std::string& path, const ScanOptions& options) {
   std::set<std::string> missing_uid_folders;
   for (std::size_t i = 0; i < files.size(); ++i) {
     if (not_dicom[i]) {
-      CSPINE_DEBUG("skipping non-DICOM file {}", files[i]);
+      CSPINE_DEBUG("skipping {} (not a DICOM image)", files[i]);
       continue;
     }
     if (!errors[i].empty()) {
@@ -217,6 +226,9 @@ StudyIndex scan_studies(const std::string& path, const ScanOptions& options) {
     if (it != series_by_folder.end()) it->second->warnings.push_back(std::move(w));
     else index.warnings.push_back(std::move(w));
   }
+  CSPINE_INFO("indexed {}: {} file(s), {} DICOM image file(s), {} unreadable, in {:.2f} s", path, files.size(),
+              index.dicom_files, index.skipped_files,
+              std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   if (index.dicom_files == 0) {
     if (index.skipped_files > 0)
       throw NoDicomError("no readable DICOM under '" + path + "': " + std::to_string(index.skipped_files) +

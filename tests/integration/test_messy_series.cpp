@@ -113,6 +113,45 @@ TEST(MessySeries, TruncatedSliceIsSkippedAndTheGapReported) {
   EXPECT_NEAR(l.volume.slice_positions[2] - l.volume.slice_positions[1], 2 * spec.spacing_z, 1e-6);
 }
 
+TEST(MessySeries, TruncatedCompressedSliceIsSkipped) {
+  for (const auto ts : {TransferSyntax::jpeg_lossless_sv1, TransferSyntax::jpeg_ls_lossless, TransferSyntax::rle}) {
+    TempDir tmp;
+    SeriesSpec spec;
+    spec.slices = 5;
+    spec.rows = spec.columns = 64;
+    spec.ts = ts;
+    const auto w = write_series(tmp / "s", spec);
+    fs::resize_file(w.files[1], fs::file_size(w.files[1]) / 2);  // cut inside the compressed stream
+    const LoadedSeries l = load_study(scan_studies(tmp.str()), "");
+    EXPECT_EQ(l.volume.size[2], 4) << transfer_syntax_uid(ts);
+    std::string msg;
+    EXPECT_TRUE(has(l.warnings, warn::skipped_file, &msg)) << transfer_syntax_uid(ts);
+    EXPECT_NE(msg.find(w.files[1]), std::string::npos) << msg;
+    expect_slice(l.volume, 1, w, 2);
+  }
+}
+
+TEST(MessySeries, CorruptCompressedStreamNeverCrashes) {
+  TempDir tmp;
+  SeriesSpec spec;
+  spec.slices = 4;
+  spec.rows = spec.columns = 64;
+  spec.ts = TransferSyntax::jpeg_lossless_sv1;
+  const auto w = write_series(tmp / "s", spec);
+  {
+    // Overwrite the middle of the compressed data with garbage, keeping the file length.
+    std::fstream f(w.files[2], std::ios::in | std::ios::out | std::ios::binary);
+    const auto size = static_cast<std::streamoff>(fs::file_size(w.files[2]));
+    f.seekp(size * 2 / 3);
+    const std::string junk(200, '\xff');
+    f.write(junk.data(), static_cast<std::streamsize>(junk.size()));
+  }
+  // Either the decoder notices (slice skipped, named) or it yields a slice; it must not crash or hang.
+  const LoadedSeries l = load_study(scan_studies(tmp.str()), "");
+  EXPECT_GE(l.volume.size[2], 3);
+  if (l.volume.size[2] == 3) EXPECT_TRUE(has(l.warnings, warn::skipped_file));
+}
+
 TEST(MessySeries, HeaderOnlyTruncationIsASkippedFileNotACrash) {
   TempDir tmp;
   SeriesSpec spec;

@@ -1,6 +1,9 @@
 // Grouping files into studies and series and choosing the series to score.
 #include <gtest/gtest.h>
 
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dctk.h>
+
 #include <fstream>
 
 #include "cspine/error.h"
@@ -174,4 +177,30 @@ TEST(Grouping, MissingPathAndEmptyFolderAreDistinctErrors) {
   EXPECT_THROW(scan_studies(tmp / "nope"), InputError);
   std::ofstream(tmp / "notes.txt") << "hello";
   EXPECT_THROW(scan_studies(tmp.str()), NoDicomError);
+}
+
+TEST(Grouping, DicomdirIsNotAStudy) {
+  TempDir tmp;
+  SeriesSpec spec;
+  spec.slices = 3;
+  write_series(tmp / "export", spec);
+  // A minimal DICOMDIR: Media Storage Directory SOP class, a record sequence, no StudyInstanceUID.
+  DcmFileFormat dir;
+  DcmMetaInfo* meta = dir.getMetaInfo();
+  const Uint8 version[] = {0, 1};
+  meta->putAndInsertUint8Array(DCM_FileMetaInformationVersion, version, 2);
+  meta->putAndInsertString(DCM_MediaStorageSOPClassUID, UID_MediaStorageDirectoryStorage);
+  meta->putAndInsertString(DCM_MediaStorageSOPInstanceUID, make_uid().c_str());
+  meta->putAndInsertString(DCM_TransferSyntaxUID, UID_LittleEndianExplicitTransferSyntax);
+  meta->putAndInsertString(DCM_ImplementationClassUID, OFFIS_IMPLEMENTATION_CLASS_UID);
+  dir.getDataset()->putAndInsertString(DCM_FileSetID, "EXPORT");
+  dir.getDataset()->insertEmptyElement(DCM_DirectoryRecordSequence);
+  ASSERT_TRUE(dir.saveFile((tmp / "export/DICOMDIR").c_str(), EXS_LittleEndianExplicit, EET_ExplicitLength,
+                           EGL_recalcGL, EPD_noChange, 0, 0, EWM_dontUpdateMeta)
+                  .good());
+  ASSERT_EQ(read_slice_headers(tmp / "export/DICOMDIR").at(0).sop_class_uid, UID_MediaStorageDirectoryStorage);
+  const StudyIndex index = scan_studies(tmp.str());
+  ASSERT_EQ(index.studies.size(), 1u);
+  EXPECT_EQ(index.dicom_files, 3u);
+  EXPECT_EQ(load_study(index, "").volume.size[2], 3);
 }
