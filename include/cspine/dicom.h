@@ -106,8 +106,11 @@ struct LoadedSeries {
 // with a `skipped-file` warning; a series that cannot make a volume throws SeriesError naming the file.
 LoadedSeries load_series(const SeriesInfo& series, const LoadOptions& options = {});
 
-// Convenience: scan `path`, require exactly one study (or the one named), load its selected series.
-LoadedSeries load_study(const StudyIndex& index, const std::string& study_uid, const LoadOptions& options = {});
+// Loads one study of an index: the one named by `study_uid`, or the only one when `study_uid` is empty
+// (UsageError listing the studies otherwise). Loads the selected series, or the one named by `series_uid`
+// (which must still be loadable). Warnings found while indexing the series come first in the result.
+LoadedSeries load_study(const StudyIndex& index, const std::string& study_uid, const LoadOptions& options = {},
+                        const std::string& series_uid = "");
 
 // Decodes one image to HU (row-major, columns fastest). Throws cspine::Error naming the file on failure.
 std::vector<int16_t> decode_slice_hu(const SliceHeader& header, int16_t padding_hu = -1024);

@@ -9,7 +9,7 @@ namespace cspine::cli {
 
 void add_convert(CLI::App& app, Runner& run) {
   struct Options {
-    std::string path, out, study;
+    std::string path, out, study, series;
     int threads = 0;
   };
   auto opt = std::make_shared<Options>();
@@ -17,6 +17,7 @@ void add_convert(CLI::App& app, Runner& run) {
   cmd->add_option("path", opt->path, "A study folder (or a folder holding exactly one study)")->required();
   cmd->add_option("-o,--output", opt->out, "Output file, .nii or .nii.gz")->required();
   cmd->add_option("--study", opt->study, "StudyInstanceUID to convert when PATH holds several studies");
+  cmd->add_option("--series", opt->series, "SeriesInstanceUID to convert instead of the one cspine selects");
   cmd->add_option("--threads", opt->threads, "Threads for decoding (0: all cores)")->check(CLI::NonNegativeNumber);
   cmd->callback([opt, &run] {
     run = [opt] {
@@ -28,7 +29,7 @@ void add_convert(CLI::App& app, Runner& run) {
       const StudyIndex index = scan_studies(opt->path, ScanOptions{opt->threads});
       LoadOptions lo;
       lo.threads = opt->threads;
-      const LoadedSeries loaded = load_study(index, opt->study, lo);
+      const LoadedSeries loaded = load_study(index, opt->study, lo, opt->series);
       write_nifti(loaded.volume, out);
       log_info("wrote " + out);
       return 0;

@@ -139,7 +139,8 @@ LoadedSeries load_series(const SeriesInfo& series, const LoadOptions& options) {
   return out;
 }
 
-LoadedSeries load_study(const StudyIndex& index, const std::string& study_uid, const LoadOptions& options) {
+LoadedSeries load_study(const StudyIndex& index, const std::string& study_uid, const LoadOptions& options,
+                        const std::string& series_uid) {
   const StudyInfo* study = nullptr;
   if (study_uid.empty()) {
     if (index.studies.size() != 1) {
@@ -154,8 +155,16 @@ LoadedSeries load_study(const StudyIndex& index, const std::string& study_uid, c
       if (s.study_uid == study_uid) study = &s;
     if (!study) throw InputError("study " + study_uid + " not found under '" + index.root + "'");
   }
-  if (study->selected_series < 0) throw SeriesError("study " + study->study_uid + ": " + study->selection_reason);
-  const SeriesInfo& s = study->series[static_cast<std::size_t>(study->selected_series)];
+  const SeriesInfo* chosen = nullptr;
+  if (!series_uid.empty()) {
+    for (const auto& s : study->series)
+      if (s.series_uid == series_uid) chosen = &s;
+    if (!chosen) throw InputError("series " + series_uid + " not found in study " + study->study_uid);
+  } else {
+    if (study->selected_series < 0) throw SeriesError("study " + study->study_uid + ": " + study->selection_reason);
+    chosen = &study->series[static_cast<std::size_t>(study->selected_series)];
+  }
+  const SeriesInfo& s = *chosen;
   LoadedSeries loaded = load_series(s, options);
   loaded.warnings.insert(loaded.warnings.begin(), s.warnings.begin(), s.warnings.end());
   return loaded;

@@ -238,3 +238,22 @@ TEST(Cli, ConvertAgreesWithDcm2niixOnARealScannerSlice) {
   EXPECT_GT(g.compared, ours.voxel_count() / 2);
   EXPECT_EQ(g.mismatched, 0u);
 }
+
+TEST(Cli, ConvertMemoryIsBoundedByTheVolume) {
+  // Decoding goes straight into the volume and ITK writes from it: the peak above what indexing the same
+  // folder needs must stay close to one volume (no second copy, no per-file buffers piling up).
+  TempDir tmp;
+  SeriesSpec spec;
+  spec.rows = spec.columns = 256;
+  spec.slices = 160;
+  write_series(tmp / "s", spec);
+  const long volume_kb = 256L * 256 * 160 * 2 / 1024;
+  int rc_inspect = -1, rc_convert = -1;
+  const long base = run_peak_rss_kb({bin(), "-q", "inspect", tmp / "s"}, &rc_inspect);
+  const long peak = run_peak_rss_kb({bin(), "-q", "convert", tmp / "s", "-o", tmp / "out.nii"}, &rc_convert);
+  ASSERT_EQ(rc_inspect, 0);
+  ASSERT_EQ(rc_convert, 0);
+  EXPECT_LT(peak - base, volume_kb * 5 / 4 + 4096) << "inspect " << base << " KiB, convert " << peak
+                                                   << " KiB, volume " << volume_kb << " KiB";
+  EXPECT_GT(peak - base, volume_kb / 2) << "the volume itself must show up in the peak";
+}

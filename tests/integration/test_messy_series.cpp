@@ -235,3 +235,20 @@ TEST(MessySeries, SeveralStudiesNeedAChoice) {
   EXPECT_EQ(load_study(index, a.study_uid).volume.size[2], 2);
   EXPECT_THROW(load_study(index, "9.9.9"), InputError);
 }
+
+TEST(MessySeries, AnotherSeriesCanBeNamed) {
+  TempDir tmp;
+  SeriesSpec big, small;
+  big.slices = 5;
+  const auto wb = write_series(tmp / "big", big);
+  small.study_uid = wb.study_uid;
+  small.slices = 3;
+  small.seed = 9;
+  const auto ws = write_series(tmp / "small", small);
+  const StudyIndex index = scan_studies(tmp.str());
+  EXPECT_EQ(load_study(index, "").volume.size[2], 5);  // the selected one: most slices
+  const LoadedSeries l = load_study(index, "", {}, ws.series_uid);
+  ASSERT_EQ(l.volume.size[2], 3);
+  expect_slice(l.volume, 0, ws, 0);
+  EXPECT_THROW(load_study(index, "", {}, "1.2.3.4"), InputError);
+}

@@ -1,5 +1,7 @@
 #include "support/fixtures.h"
 
+#include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -110,6 +112,28 @@ int run_command(const std::string& command, std::string* out, std::string* err) 
     fs::remove(err_file);
   }
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+long run_peak_rss_kb(const std::vector<std::string>& argv, int* exit_code) {
+  std::vector<char*> args;
+  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+  args.push_back(nullptr);
+  const pid_t pid = ::fork();
+  if (pid < 0) return -1;
+  if (pid == 0) {
+    const int devnull = ::open("/dev/null", O_WRONLY);
+    if (devnull >= 0) {
+      ::dup2(devnull, 1);
+      ::dup2(devnull, 2);
+    }
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  int status = 0;
+  struct rusage usage {};
+  if (::wait4(pid, &status, 0, &usage) < 0) return -1;
+  if (exit_code) *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return usage.ru_maxrss;
 }
 
 }  // namespace cspine::test

@@ -71,4 +71,8 @@ WrittenSeries write_series(const std::string& dir, const SeriesSpec& spec,
 // Runs a shell command, returns its exit status and captures stdout (stderr goes to `err` when given).
 int run_command(const std::string& command, std::string* out = nullptr, std::string* err = nullptr);
 
+// Runs argv[0] with arguments (no shell) and returns its peak resident memory in KiB, or -1 on failure
+// to start; `exit_code` receives its exit status.
+long run_peak_rss_kb(const std::vector<std::string>& argv, int* exit_code = nullptr);
+
 }  // namespace cspine::test
