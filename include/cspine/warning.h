@@ -18,6 +18,7 @@ inline constexpr const char* missing_uid = "missing-uid";
 inline constexpr const char* unsupported_series = "unsupported-series";
 inline constexpr const char* lossy_compression = "lossy-compression";
 inline constexpr const char* value_clamped = "value-clamped";
+inline constexpr const char* high_bits_set = "high-bits-set";
 }  // namespace warn
 
 struct Warning {

@@ -32,10 +32,12 @@ namespace {
 template <bool kSigned, bool kIntegerRescale, bool kMayClamp, typename T>
 std::size_t convert_loop(const T* raw, std::size_t count, int shift, uint32_t mask, uint32_t sign_bit, bool has_pad,
                          int32_t pad_lo, int32_t pad_hi, int32_t int_intercept, double slope, double intercept,
-                         int16_t padding_hu, int16_t* dst) {
+                         int16_t padding_hu, int16_t* dst, uint32_t& seen_bits) {
   constexpr int32_t lo = std::numeric_limits<int16_t>::min(), hi = std::numeric_limits<int16_t>::max();
   std::size_t clamped = 0;
+  uint32_t seen = 0;
   for (std::size_t i = 0; i < count; ++i) {
+    seen |= raw[i];
     const uint32_t u = (static_cast<uint32_t>(raw[i]) >> shift) & mask;
     // Branch-free sign extension from BitsStored bits.
     const int32_t v = kSigned ? static_cast<int32_t>(u ^ sign_bit) - static_cast<int32_t>(sign_bit)
@@ -53,11 +55,13 @@ std::size_t convert_loop(const T* raw, std::size_t count, int shift, uint32_t ma
     const bool pad = has_pad & (v >= pad_lo) & (v <= pad_hi);
     dst[i] = pad ? padding_hu : static_cast<int16_t>(out);
   }
+  seen_bits |= seen;
   return clamped;
 }
 
 template <typename T>
-std::size_t convert(const T* raw, std::size_t count, const SliceHeader& h, int16_t padding_hu, int16_t* dst) {
+std::size_t convert(const T* raw, std::size_t count, const SliceHeader& h, int16_t padding_hu, int16_t* dst,
+                    bool* stray_bits) {
   const int bits_stored = std::clamp(h.bits_stored > 0 ? h.bits_stored : h.bits_allocated, 1, 16);
   const int high_bit = h.high_bit >= bits_stored - 1 ? h.high_bit : bits_stored - 1;
   const int shift = std::max(0, high_bit + 1 - bits_stored);
@@ -83,14 +87,23 @@ std::size_t convert(const T* raw, std::size_t count, const SliceHeader& h, int16
                          vmax + ii > std::numeric_limits<int16_t>::max();
 #define CSPINE_CONVERT(S, I, C)                                                                                    \
   convert_loop<S, I, C>(raw, count, shift, mask, sign_bit, has_pad, pad_lo, pad_hi, ii, slope, intercept, padding_hu, \
-                        dst)
+                        dst, seen)
+  uint32_t seen = 0;
+  std::size_t clamped;
   if (is_signed) {
-    if (!integer_path) return CSPINE_CONVERT(true, false, true);
-    return may_clamp ? CSPINE_CONVERT(true, true, true) : CSPINE_CONVERT(true, true, false);
+    if (!integer_path) clamped = CSPINE_CONVERT(true, false, true);
+    else clamped = may_clamp ? CSPINE_CONVERT(true, true, true) : CSPINE_CONVERT(true, true, false);
+  } else {
+    if (!integer_path) clamped = CSPINE_CONVERT(false, false, true);
+    else clamped = may_clamp ? CSPINE_CONVERT(false, true, true) : CSPINE_CONVERT(false, true, false);
   }
-  if (!integer_path) return CSPINE_CONVERT(false, false, true);
-  return may_clamp ? CSPINE_CONVERT(false, true, true) : CSPINE_CONVERT(false, true, false);
 #undef CSPINE_CONVERT
+  // Bits outside BitsStored were ignored, as the standard says; note when any were set, because a wrong
+  // BitsStored (values really using 16 bits) then wraps bright structures to dark ones. Signed data is not
+  // checked: writers legitimately sign-extend it into the unused high bits.
+  const uint32_t type_mask = (sizeof(T) == 1) ? 0xffu : 0xffffu;
+  if (stray_bits && !is_signed && (seen & type_mask & ~(mask << shift)) != 0) *stray_bits = true;
+  return clamped;
 }
 
 void check_format(const std::string& path, const SliceHeader& h) {
@@ -124,7 +137,7 @@ void decode_with_gdcm(const std::string& path, const std::vector<FrameTarget>& t
     if (offset + frame_values * bytes > buffer.size())
       throw Error(ExitCode::unusable_series, "'" + path + "': pixel data is shorter than Rows x Columns x frames");
     const std::size_t c = stored_to_hu(buffer.data() + offset, static_cast<int>(bits), frame_values, *t.header,
-                                       padding_hu, t.dst);
+                                       padding_hu, t.dst, stats ? &stats->stray_bits : nullptr);
     if (stats) stats->clamped += c;
   }
   if (stats) stats->used_gdcm = true;
@@ -156,7 +169,8 @@ void decode_native(const std::string& path, const std::vector<FrameTarget>& targ
     OFCondition c = el->getPartialValue(buffer.data(), static_cast<Uint32>(offset), static_cast<Uint32>(frame_bytes),
                                         &cache, gLocalByteOrder);
     if (c.bad()) throw Error(ExitCode::unusable_series, "cannot read the pixel data of '" + path + "': " + c.text());
-    const std::size_t n = stored_to_hu(buffer.data(), h0.bits_allocated, frame_values, *t.header, padding_hu, t.dst);
+    const std::size_t n = stored_to_hu(buffer.data(), h0.bits_allocated, frame_values, *t.header, padding_hu, t.dst,
+                                       stats ? &stats->stray_bits : nullptr);
     if (stats) stats->clamped += n;
   }
 }
@@ -200,7 +214,8 @@ bool decode_with_dcmtk(const std::string& path, const std::vector<FrameTarget>& 
       throw Error(ExitCode::unusable_series, "'" + path + "': pixel data holds " + std::to_string(have) +
                                                  " bytes, fewer than Rows x Columns x frames needs (truncated file?)");
     const std::size_t c = stored_to_hu(static_cast<const char*>(base) + offset, h0.bits_allocated, frame_values,
-                                       *t.header, padding_hu, t.dst);
+                                       *t.header, padding_hu, t.dst,
+                                       stats ? &stats->stray_bits : nullptr);
     if (stats) stats->clamped += c;
   }
   return true;
@@ -209,9 +224,9 @@ bool decode_with_dcmtk(const std::string& path, const std::vector<FrameTarget>& 
 }  // namespace
 
 std::size_t stored_to_hu(const void* raw, int bits_allocated, std::size_t count, const SliceHeader& h,
-                         int16_t padding_hu, int16_t* dst) {
-  if (bits_allocated == 16) return convert(static_cast<const uint16_t*>(raw), count, h, padding_hu, dst);
-  if (bits_allocated == 8) return convert(static_cast<const uint8_t*>(raw), count, h, padding_hu, dst);
+                         int16_t padding_hu, int16_t* dst, bool* stray_bits) {
+  if (bits_allocated == 16) return convert(static_cast<const uint16_t*>(raw), count, h, padding_hu, dst, stray_bits);
+  if (bits_allocated == 8) return convert(static_cast<const uint8_t*>(raw), count, h, padding_hu, dst, stray_bits);
   throw SeriesError("unsupported BitsAllocated " + std::to_string(bits_allocated) + " in '" + h.path + "'");
 }
 

@@ -18,6 +18,7 @@ struct FrameTarget {
 struct DecodeStats {
   std::size_t clamped = 0;  // values outside int16 after rescale
   bool used_gdcm = false;
+  bool stray_bits = false;  // some stored value had bits set outside BitsStored/HighBit
 };
 
 // Decodes the given frames of `path` (all targets must come from that file). Throws cspine::Error with
@@ -26,9 +27,10 @@ void decode_frames(const std::string& path, const std::vector<FrameTarget>& targ
                    DecodeStats* stats = nullptr);
 
 // Stored values (8 or 16 bits allocated, host byte order) to HU: BitsStored/HighBit, sign, padding,
-// RescaleSlope/Intercept, clamping to int16. Returns how many values were clamped.
+// RescaleSlope/Intercept, clamping to int16. Returns how many values were clamped; sets *stray_bits when a
+// value had bits set outside BitsStored (they are ignored).
 std::size_t stored_to_hu(const void* raw, int bits_allocated, std::size_t count, const SliceHeader& h,
-                         int16_t padding_hu, int16_t* dst);
+                         int16_t padding_hu, int16_t* dst, bool* stray_bits = nullptr);
 
 bool is_jpeg2000(const std::string& transfer_syntax_uid);
 

@@ -71,9 +71,11 @@ LoadedSeries load_series(const SeriesInfo& series, const LoadOptions& options) {
   });
 
   std::vector<char> failed_slot(order.order.size(), 0);
-  std::size_t clamped = 0;
+  std::size_t clamped = 0, stray_files = 0;
+  std::string first_stray;
   for (std::size_t t = 0; t < tasks.size(); ++t) {
     clamped += stats[t].clamped;
+    if (stats[t].stray_bits && failures[t].empty() && stray_files++ == 0) first_stray = tasks[t].first;
     if (failures[t].empty()) continue;
     for (std::size_t k : slots_by_file[tasks[t].first]) failed_slot[k] = 1;
     out.warnings.push_back({warn::skipped_file, "slice skipped: " + failures[t]});
@@ -110,6 +112,12 @@ LoadedSeries load_series(const SeriesInfo& series, const LoadOptions& options) {
   if (clamped > 0)
     out.warnings.push_back({warn::value_clamped, std::to_string(clamped) +
                                                      " voxel value(s) fell outside the int16 range after rescale and were clamped"});
+  if (stray_files > 0)
+    out.warnings.push_back(
+        {warn::high_bits_set, std::to_string(stray_files) + " file(s) (first: " + first_stray +
+                                  ") have pixel bits set above BitsStored=" + std::to_string(first.bits_stored) +
+                                  "; they were ignored as the standard says. If metal or contrast looks dark, the "
+                                  "header's BitsStored is wrong"});
   for (const auto& x : series.transfer_syntaxes)
     if (transfer_syntax_is_lossy(x))
       out.warnings.push_back({warn::lossy_compression, "pixel data uses lossy compression (" + transfer_syntax_name(x) +
@@ -165,6 +173,7 @@ LoadedSeries load_study(const StudyIndex& index, const std::string& study_uid, c
     chosen = &study->series[static_cast<std::size_t>(study->selected_series)];
   }
   const SeriesInfo& s = *chosen;
+  for (const auto& w : s.warnings) CSPINE_WARN("[{}] series {}: {}", w.code, s.series_uid, w.message);
   LoadedSeries loaded = load_series(s, options);
   loaded.warnings.insert(loaded.warnings.begin(), s.warnings.begin(), s.warnings.end());
   return loaded;

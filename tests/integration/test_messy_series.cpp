@@ -2,6 +2,9 @@
 // that mean nothing, junk files, a missing slice, a duplicate, a truncated file, every writable codec.
 #include <gtest/gtest.h>
 
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dctk.h>
+
 #include <fstream>
 #include <random>
 
@@ -251,4 +254,33 @@ TEST(MessySeries, AnotherSeriesCanBeNamed) {
   ASSERT_EQ(l.volume.size[2], 3);
   expect_slice(l.volume, 0, ws, 0);
   EXPECT_THROW(load_study(index, "", {}, "1.2.3.4"), InputError);
+}
+
+TEST(MessySeries, WrongBitsStoredIsWarned) {
+  // A header that says 12 bits while the values use more (bright metal): the standard says ignore the
+  // extra bits, so the value wraps; cspine follows the standard but says so.
+  TempDir tmp;
+  SeriesSpec spec;
+  spec.slices = 2;
+  spec.rows = spec.columns = 16;
+  const auto w = write_series(tmp / "s", spec);
+  for (const auto& f : w.files) {
+    DcmFileFormat file;
+    ASSERT_TRUE(file.loadFile(f.c_str()).good());
+    DcmDataset* d = file.getDataset();
+    d->putAndInsertUint16(DCM_BitsStored, 12);
+    d->putAndInsertUint16(DCM_HighBit, 11);
+    const Uint16* px = nullptr;
+    ASSERT_TRUE(d->findAndGetUint16Array(DCM_PixelData, px).good());
+    std::vector<Uint16> values(px, px + 16 * 16);
+    values[0] = 5024;  // 4000 HU of metal, needs 13 bits
+    d->putAndInsertUint16Array(DCM_PixelData, values.data(), static_cast<unsigned long>(values.size()));
+    ASSERT_TRUE(file.saveFile(f.c_str(), EXS_LittleEndianExplicit).good());
+  }
+  const LoadedSeries l = load_study(scan_studies(tmp.str()), "");
+  std::string msg;
+  ASSERT_TRUE(has(l.warnings, warn::high_bits_set, &msg));
+  EXPECT_NE(msg.find("BitsStored=12"), std::string::npos) << msg;
+  EXPECT_EQ(l.volume.slice(0)[0], (5024 & 0xFFF) - 1024);  // masked, per the standard
+  for (std::size_t i = 1; i < w.hu[0].size(); ++i) ASSERT_EQ(l.volume.slice(0)[i], w.hu[0][i]) << i;
 }

@@ -32,13 +32,20 @@ TEST(StoredToHu, UnsignedWithIntercept) {
   EXPECT_EQ(out[3], 3071);
 }
 
-TEST(StoredToHu, BitsAboveBitsStoredAreIgnored) {
-  // Overlay bits or garbage in the unused high bits must not change the value.
+TEST(StoredToHu, BitsAboveBitsStoredAreIgnoredAndNoticed) {
+  // Overlay bits or garbage in the unused high bits must not change the value, but are reported.
   const auto h = header(16, 12, false, 1.0, -1024.0);
   const uint16_t raw[] = {static_cast<uint16_t>(0xF000 | 1024)};
   int16_t out[1];
-  stored_to_hu(raw, 16, 1, h, -1024, out);
+  bool stray = false;
+  stored_to_hu(raw, 16, 1, h, -1024, out, &stray);
   EXPECT_EQ(out[0], 0);
+  EXPECT_TRUE(stray);
+  const uint16_t clean[] = {4095, 0, 1024};
+  int16_t out3[3];
+  bool stray_clean = false;
+  stored_to_hu(clean, 16, 3, h, -1024, out3, &stray_clean);
+  EXPECT_FALSE(stray_clean);
 }
 
 TEST(StoredToHu, SignedTwelveBitSignExtension) {
@@ -50,6 +57,16 @@ TEST(StoredToHu, SignedTwelveBitSignExtension) {
   EXPECT_EQ(out[1], -2048);
   EXPECT_EQ(out[2], 2047);
   EXPECT_EQ(out[3], -1);
+}
+
+TEST(StoredToHu, SignExtendedHighBitsAreNotStray) {
+  const auto h = header(16, 12, true, 1.0, 0.0);
+  const uint16_t raw[] = {0xFFFF /* -1, sign-extended to 16 bits */, 5};
+  int16_t out[2];
+  bool stray = false;
+  stored_to_hu(raw, 16, 2, h, -1024, out, &stray);
+  EXPECT_EQ(out[0], -1);
+  EXPECT_FALSE(stray);
 }
 
 TEST(StoredToHu, SignedSixteenBit) {
