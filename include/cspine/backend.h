@@ -2,6 +2,11 @@
 // models. Why: LibTorch and its dependencies take about 0.45 s and 150 MB just to load, which would make
 // `inspect` and `convert` slower than dcm2niix; with the plugin they start in milliseconds. It also lets a
 // CUDA build of the backend sit beside a CPU build of everything else.
+//
+// The boundary stays C: extern "C" entry points, plain structs and raw buffers, never std::string or
+// other standard library types. A LibTorch from a pip wheel may be built with the pre-C++11 std::string
+// ABI (TorchConfig puts -D_GLIBCXX_USE_CXX11_ABI=0 on the plugin), while the Debian libraries the core
+// links (DCMTK, ITK, spdlog) use the C++11 one; a C boundary lets both live in one process.
 #pragma once
 #include <string>
 
