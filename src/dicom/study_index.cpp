@@ -124,35 +124,37 @@ void check_series(SeriesInfo& s) {
 
   // Every distinct reason is kept (the first file that shows it is named), so a user fixes all at once.
   std::set<std::string> kinds;
-  auto refuse = [&](const std::string& why) {
-    const std::string kind = why.substr(why.find("' ") == std::string::npos ? 0 : why.find("' ") + 2, 24);
+  auto refuse = [&](const char* kind, const std::string& why) {
     if (!kinds.insert(kind).second) return;
     s.eligibility += (s.eligibility.empty() ? "" : "; ") + why;
   };
-  for (const auto& h : s.slices) {
-    if (!h.has_pixel_data) refuse("'" + h.path + "' has no pixel data (7FE0,0010)");
-  }
-  if (f.is_secondary_capture()) refuse("secondary capture (screen capture), not an acquired CT image");
+  const auto q = [](const std::string& path) { return "'" + path + "'"; };
+  for (const auto& h : s.slices)
+    if (!h.has_pixel_data) refuse("pixels", q(h.path) + " has no pixel data (7FE0,0010)");
+  if (f.is_secondary_capture()) refuse("sc", "secondary capture (screen capture), not an acquired CT image");
   if (f.modality != "CT" && f.sop_class_uid != kCtImageStorage && f.sop_class_uid != kEnhancedCtImageStorage)
-    refuse("not CT (modality '" + f.modality + "', SOP class " + f.sop_class_uid + ")");
-  if (f.is_localizer()) refuse("localizer (scout) image");
+    refuse("modality", "not CT (modality '" + f.modality + "', SOP class " + f.sop_class_uid + ")");
+  if (f.is_localizer()) refuse("localizer", "localizer (scout) image");
   for (const auto& h : s.slices) {
-    if (h.samples_per_pixel != 1) refuse("'" + h.path + "' is a colour image (" + std::to_string(h.samples_per_pixel) + " samples per pixel)");
-    if (!h.pixel_spacing) refuse("'" + h.path + "' has no PixelSpacing: the voxel size is unknown");
-    if (!h.position) refuse("'" + h.path + "' has no ImagePositionPatient: the slice cannot be placed");
-    if (!h.orientation) refuse("'" + h.path + "' has no ImageOrientationPatient: the slice cannot be placed");
+    if (h.samples_per_pixel != 1)
+      refuse("colour", q(h.path) + " is a colour image (" + std::to_string(h.samples_per_pixel) + " samples per pixel)");
+    if (!h.pixel_spacing) refuse("spacing", q(h.path) + " has no PixelSpacing: the voxel size is unknown");
+    if (!h.position) refuse("position", q(h.path) + " has no ImagePositionPatient: the slice cannot be placed");
+    if (!h.orientation) refuse("orientation", q(h.path) + " has no ImageOrientationPatient: the slice cannot be placed");
+    if (h.rows <= 0 || h.columns <= 0) refuse("matrix", q(h.path) + " has no Rows/Columns");
     if (h.rows != f.rows || h.columns != f.columns)
-      refuse("mixed matrix sizes: '" + h.path + "' is " + std::to_string(h.rows) + "x" + std::to_string(h.columns) +
-             " while '" + f.path + "' is " + std::to_string(f.rows) + "x" + std::to_string(f.columns));
-    if (h.rows <= 0 || h.columns <= 0) refuse("'" + h.path + "' has no Rows/Columns");
+      refuse("sizes", "mixed matrix sizes: " + q(h.path) + " is " + std::to_string(h.rows) + "x" +
+                          std::to_string(h.columns) + " while " + q(f.path) + " is " + std::to_string(f.rows) + "x" +
+                          std::to_string(f.columns));
   }
   if (s.eligibility.empty() && f.orientation) {
     const auto& o = *f.orientation;
-    const double nz = o[0] * o[4] - o[1] * o[3];  // z component of row x column
-    const double n_len = std::sqrt(std::pow(o[1] * o[5] - o[2] * o[4], 2) + std::pow(o[2] * o[3] - o[0] * o[5], 2) + nz * nz);
-    if (n_len < 1e-6) refuse("'" + f.path + "' has a degenerate ImageOrientationPatient");
+    const double nx = o[1] * o[5] - o[2] * o[4], ny = o[2] * o[3] - o[0] * o[5], nz = o[0] * o[4] - o[1] * o[3];
+    const double n_len = std::sqrt(nx * nx + ny * ny + nz * nz);
+    if (n_len < 1e-6) refuse("orientation", q(f.path) + " has a degenerate ImageOrientationPatient");
     else if (std::abs(nz) / n_len < std::cos(45.0 * 3.14159265358979 / 180.0))
-      refuse("not axial (slice normal more than 45 degrees from the patient's long axis: a sagittal or coronal series)");
+      refuse("axial", "not axial (slice normal more than 45 degrees from the patient's long axis: a sagittal or "
+                      "coronal series)");
   }
 }
 
