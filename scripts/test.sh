@@ -8,6 +8,11 @@ start=$(date +%s)
 "$ROOT/scripts/install-deps.sh"
 "$ROOT/scripts/build.sh" -DCSPINE_BUILD_TESTS=ON
 
+SAMPLES="${CSPINE_SAMPLES_DIR:-$ROOT/../shared/dicom-samples}"
+if [[ ! -d "$SAMPLES" ]]; then
+  echo "test.sh: WARNING: real DICOM samples not found at $SAMPLES; the tests that need them are skipped" >&2
+fi
+
 echo "== ctest"
 (cd "$BUILD_DIR" && ctest -j "${CTEST_JOBS:-2}" --output-on-failure --timeout 600)
 
