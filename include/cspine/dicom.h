@@ -93,6 +93,9 @@ SliceOrder order_slices(const std::vector<SliceHeader>& slices);
 struct LoadOptions {
   int threads = 0;                 // 0: all cores
   int16_t padding_hu = -1024;      // HU written where PixelPaddingValue marks a pixel as padding (air)
+  // On a tilted gantry, shift each slice in its plane so the volume's affine is exact (as dcm2niix does);
+  // the pixels that come in from outside the field of view get padding_hu.
+  bool correct_tilt = true;
 };
 
 struct LoadedSeries {

@@ -11,6 +11,7 @@ void add_convert(CLI::App& app, Runner& run) {
   struct Options {
     std::string path, out, study, series;
     int threads = 0;
+    bool no_tilt_correction = false;
   };
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("convert", "Write the selected CT series of a study as a NIfTI volume (int16 HU)");
@@ -18,6 +19,8 @@ void add_convert(CLI::App& app, Runner& run) {
   cmd->add_option("-o,--output", opt->out, "Output file, .nii or .nii.gz")->required();
   cmd->add_option("--study", opt->study, "StudyInstanceUID to convert when PATH holds several studies");
   cmd->add_option("--series", opt->series, "SeriesInstanceUID to convert instead of the one cspine selects");
+  cmd->add_flag("--no-tilt-correction", opt->no_tilt_correction,
+                "Keep tilted-gantry slices as acquired (the affine is then only approximate)");
   cmd->add_option("--threads", opt->threads, "Threads for decoding (0: all cores)")->check(CLI::NonNegativeNumber);
   cmd->callback([opt, &run] {
     run = [opt] {
@@ -29,6 +32,7 @@ void add_convert(CLI::App& app, Runner& run) {
       const StudyIndex index = scan_studies(opt->path, ScanOptions{opt->threads});
       LoadOptions lo;
       lo.threads = opt->threads;
+      lo.correct_tilt = !opt->no_tilt_correction;
       const LoadedSeries loaded = load_study(index, opt->study, lo, opt->series);
       write_nifti(loaded.volume, out);
       log_info("wrote " + out);

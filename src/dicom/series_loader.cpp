@@ -9,6 +9,7 @@
 #include "cspine/dicom.h"
 #include "cspine/error.h"
 #include "dicom/pixel_decode.h"
+#include "image/tilt_correction.h"
 #include "util/log.h"
 #include "util/parallel.h"
 
@@ -135,6 +136,18 @@ LoadedSeries load_series(const SeriesInfo& series, const LoadOptions& options) {
   v.slice_positions.resize(order.positions.size());
   for (std::size_t k = 0; k < order.positions.size(); ++k) v.slice_positions[k] = order.positions[k] - order.positions[0];
   for (std::size_t k : order.order) out.slice_files.push_back(series.slices[k].path);
+
+  if (order.tilt_degrees > 0.1) {
+    std::string note = "; not corrected (tilt correction is off)";
+    if (options.correct_tilt) {
+      std::vector<std::array<double, 3>> positions;
+      for (std::size_t k : order.order) positions.push_back(*series.slices[k].position);
+      const double shift = correct_gantry_tilt(v, positions, options.padding_hu, options.threads);
+      note = "; corrected by shifting each slice in its plane (up to " + std::to_string(std::lround(shift)) + " mm)";
+    }
+    for (auto& w : order.warnings)
+      if (w.code == warn::gantry_tilt) w.message += note;
+  }
 
   Warnings all = order.warnings;
   all.insert(all.end(), out.warnings.begin(), out.warnings.end());

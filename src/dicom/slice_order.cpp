@@ -150,7 +150,6 @@ SliceOrder order_slices(const std::vector<SliceHeader>& slices) {
         std::string msg = "gantry tilt of " + fmt(out.tilt_degrees, 1) + " degrees";
         const auto& declared = slices[out.order.front()].gantry_tilt;
         if (declared) msg += " (GantryDetectorTilt says " + fmt(*declared, 1) + ")";
-        msg += "; the volume is placed along the slice normal without tilt correction";
         out.warnings.push_back({warn::gantry_tilt, msg});
       }
     }

@@ -284,3 +284,65 @@ TEST(MessySeries, WrongBitsStoredIsWarned) {
   EXPECT_EQ(l.volume.slice(0)[0], (5024 & 0xFFF) - 1024);  // masked, per the standard
   for (std::size_t i = 1; i < w.hu[0].size(); ++i) ASSERT_EQ(l.volume.slice(0)[i], w.hu[0][i]) << i;
 }
+
+namespace {
+// Centroid (i, j) of the pixels above 500 HU in slice k.
+std::array<double, 2> bright_centroid(const Volume& v, int k) {
+  double si = 0, sj = 0, n = 0;
+  for (int j = 0; j < v.size[1]; ++j)
+    for (int i = 0; i < v.size[0]; ++i) {
+      const double w = v.at(i, j, k) > 0 ? v.at(i, j, k) + 1000.0 : 0.0;
+      si += w * i;
+      sj += w * j;
+      n += w;
+    }
+  return {si / n, sj / n};
+}
+}  // namespace
+
+TEST(MessySeries, GantryTiltIsCorrectedSoPatientPositionsAreExact) {
+  // Slices tilted 20 degrees about x while the table moves along z, through a rod parallel to z at
+  // x = 0, y = -10 mm. After correction every slice must place the rod at its true patient position.
+  TempDir tmp;
+  const double t = 20.0 * 3.14159265358979 / 180.0, table_step = 2.0;
+  const std::array<double, 3> r{1, 0, 0}, c{0, std::cos(t), -std::sin(t)};
+  const std::string study = make_uid(), series = make_uid();
+  for (int k = 0; k < 10; ++k) {
+    CtSliceSpec s;
+    s.study_uid = study;
+    s.series_uid = series;
+    s.rows = s.columns = 64;
+    s.pixel_spacing = {1.0, 1.0};
+    s.orientation = {r[0], r[1], r[2], c[0], c[1], c[2]};
+    s.position = {-32.0, -32.0, table_step * k};
+    s.instance_number = k + 1;
+    std::vector<int16_t> hu(64 * 64);
+    for (int j = 0; j < 64; ++j)
+      for (int i = 0; i < 64; ++i) {
+        const double x = s.position[0] + i * r[0] + j * c[0], y = s.position[1] + i * r[1] + j * c[1];
+        // Partial volume: a smooth profile so the centroid is sub-pixel accurate.
+        const double dist = std::hypot(x - 0.0, y + 10.0);
+        hu[static_cast<std::size_t>(j * 64 + i)] = static_cast<int16_t>(dist < 2.0 ? 1000 : dist < 3.0 ? 1000 * (3.0 - dist) : 0);
+      }
+    write_ct_slice(tmp / ("s" + std::to_string(k)), s, hu);
+  }
+  const StudyIndex index = scan_studies(tmp.str());
+  auto worst_error = [&](bool correct) {
+    LoadOptions lo;
+    lo.correct_tilt = correct;
+    const LoadedSeries l = load_study(index, "", lo);
+    EXPECT_NEAR(l.geometry.tilt_degrees, 20.0, 1e-3);
+    std::string msg;
+    EXPECT_TRUE(has(l.warnings, warn::gantry_tilt, &msg));
+    EXPECT_NE(msg.find(correct ? "corrected by shifting" : "not corrected"), std::string::npos) << msg;
+    double worst = 0;
+    for (int k = 0; k < l.volume.size[2]; ++k) {
+      const auto ij = bright_centroid(l.volume, k);
+      const auto p = l.volume.voxel_to_lps(ij[0], ij[1], k);
+      worst = std::max(worst, std::hypot(p[0] - 0.0, p[1] + 10.0));
+    }
+    return worst;
+  };
+  EXPECT_LT(worst_error(true), 0.25);  // mm
+  EXPECT_GT(worst_error(false), 5.0);  // the uncorrected grid is off by k * step * sin(t) * cos(t)
+}
