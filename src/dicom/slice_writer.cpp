@@ -125,7 +125,6 @@ void write_ct_slice(const std::string& path, const CtSliceSpec& s, const std::ve
       const long v = std::clamp(std::lround((hu[i] - s.rescale_intercept) / s.rescale_slope), lo, hi);
       // Two's complement within BitsStored bits for signed values, as the standard stores them.
       stored[i] = static_cast<Uint16>(static_cast<uint32_t>(v) & ((1u << s.bits_stored) - 1u));
-      if (s.is_signed && s.bits_stored == 16) stored[i] = static_cast<Uint16>(static_cast<int16_t>(v));
     }
     OFCondition c = d->putAndInsertUint16Array(DCM_PixelData, stored.data(), static_cast<unsigned long>(stored.size()));
     if (c.bad()) throw OutputError(std::string("cannot set pixel data: ") + c.text());
