@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cspine {
@@ -17,9 +18,10 @@ enum class TransferSyntax {
   jpeg_lossless_sv1,  // JPEG lossless, process 14, selection value 1 (what the RSNA 2022 data uses)
   jpeg_ls_lossless,
   rle,
+  jpeg2000_lossless,  // encoded with GDCM (OpenJPEG); DCMTK's free edition has no JPEG 2000 encoder
 };
 
-// Parses "explicit", "implicit", "big-endian", "deflated", "jpeg-lossless", "jpeg-ls", "rle".
+// Parses "explicit", "implicit", "big-endian", "deflated", "jpeg-lossless", "jpeg-ls", "rle", "j2k".
 std::optional<TransferSyntax> parse_transfer_syntax(const std::string& name);
 std::string transfer_syntax_uid(TransferSyntax ts);
 
@@ -43,6 +45,9 @@ struct CtSliceSpec {
   std::string sop_class_uid = "1.2.840.10008.5.1.4.1.1.2";  // CT Image Storage
   double window_center = 400, window_width = 1800;
   bool write_pixel_data = true;
+  std::optional<double> slice_location;
+  // Further attributes by DICOM keyword, e.g. {"PatientPosition", "HFS"}; an unknown keyword is an error.
+  std::vector<std::pair<std::string, std::string>> extra;
 };
 
 // A new globally unique DICOM UID (DCMTK's generator with its root).

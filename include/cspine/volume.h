@@ -67,6 +67,10 @@ struct Volume {
 // The file appears atomically (written to a temporary name in the same folder, then renamed).
 void write_nifti(const Volume& volume, const std::string& path);
 
+// Writes a label map (one uint8 per voxel, same layout as `geometry.hu`) as NIfTI with the geometry of
+// `geometry`, atomically. Used for vertebra masks.
+void write_label_nifti(const Volume& geometry, const std::vector<uint8_t>& labels, const std::string& path);
+
 // Reads a NIfTI file with ITK (through its header, so orientation is honoured) as int16 values.
 Volume read_nifti(const std::string& path);
 

@@ -10,10 +10,15 @@
 #include <dcmtk/dcmjpls/djencode.h>
 #include <dcmtk/oflog/oflog.h>
 
+#include <gdcmImageChangeTransferSyntax.h>
+#include <gdcmImageReader.h>
+#include <gdcmImageWriter.h>
+
 #include <mutex>
 #include <string>
 
 #include "cspine/dicom.h"
+#include "cspine/error.h"
 
 namespace cspine::dicom {
 
@@ -29,6 +34,21 @@ void ensure_codecs() {
     DcmRLEDecoderRegistration::registerCodecs();
     DcmRLEEncoderRegistration::registerCodecs();
   });
+}
+
+void encode_jpeg2000_lossless(const std::string& in, const std::string& out) {
+  gdcm::ImageReader reader;
+  reader.SetFileName(in.c_str());
+  if (!reader.Read()) throw OutputError("cannot re-read '" + in + "' for JPEG 2000 encoding");
+  gdcm::ImageChangeTransferSyntax change;
+  change.SetTransferSyntax(gdcm::TransferSyntax::JPEG2000Lossless);
+  change.SetInput(reader.GetImage());
+  if (!change.Change()) throw OutputError("GDCM cannot encode '" + out + "' as JPEG 2000");
+  gdcm::ImageWriter writer;
+  writer.SetFileName(out.c_str());
+  writer.SetFile(reader.GetFile());
+  writer.SetImage(change.GetOutput());
+  if (!writer.Write()) throw OutputError("cannot write DICOM file '" + out + "'");
 }
 
 }  // namespace cspine::dicom

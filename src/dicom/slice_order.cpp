@@ -154,7 +154,10 @@ SliceOrder order_slices(const std::vector<SliceHeader>& slices) {
       }
     }
 
-    // Reversed numbering: InstanceNumber runs against the position.
+    // Numbering direction. Scanners number from either end (head-first numbering, where InstanceNumber
+    // falls as the position rises, is as common as the opposite), so a consistent direction is recorded, not
+    // warned about. Numbering that goes both ways (shuffled, restarted) is worth a warning: the files were
+    // probably merged or renumbered, and the slices were ordered by position regardless.
     long up = 0, down = 0;
     for (std::size_t k = 0; k + 1 < n_kept; ++k) {
       const auto& a = slices[out.order[k]].instance_number;
@@ -164,11 +167,12 @@ SliceOrder order_slices(const std::vector<SliceHeader>& slices) {
         if (*b < *a) ++down;
       }
     }
-    if (down > up) {
-      out.reversed_numbering = true;
+    out.reversed_numbering = down > up;
+    if (up > 0 && down > 0) {
       out.warnings.push_back({warn::reversed_order,
-                              "InstanceNumber decreases along the slice normal (numbered from the other end); "
-                              "slices were ordered by position"});
+                              "InstanceNumber does not follow the slice position (" + std::to_string(std::min(up, down)) +
+                                  " of " + std::to_string(up + down) + " steps run against the rest); slices were "
+                                  "ordered by position"});
     }
   }
   return out;

@@ -7,6 +7,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <map>
+#include <mutex>
 #include <sstream>
 
 #include "cspine/dicom_writer.h"
@@ -23,6 +26,7 @@ std::optional<TransferSyntax> parse_transfer_syntax(const std::string& name) {
   if (name == "jpeg-lossless") return TransferSyntax::jpeg_lossless_sv1;
   if (name == "jpeg-ls") return TransferSyntax::jpeg_ls_lossless;
   if (name == "rle") return TransferSyntax::rle;
+  if (name == "j2k" || name == "jpeg2000") return TransferSyntax::jpeg2000_lossless;
   return std::nullopt;
 }
 
@@ -36,6 +40,7 @@ E_TransferSyntax to_dcmtk(TransferSyntax ts) {
     case TransferSyntax::jpeg_lossless_sv1: return EXS_JPEGProcess14SV1;
     case TransferSyntax::jpeg_ls_lossless: return EXS_JPEGLSLossless;
     case TransferSyntax::rle: return EXS_RLELossless;
+    case TransferSyntax::jpeg2000_lossless: return EXS_JPEG2000LosslessOnly;
   }
   return EXS_LittleEndianExplicit;
 }
@@ -52,6 +57,19 @@ std::string ds(double v) {
     s = os.str();
   }
   return s;
+}
+
+// The dictionary lookup by keyword is a linear scan, so each keyword is resolved once per process.
+DcmTagKey tag_by_keyword(const std::string& keyword) {
+  static std::mutex mutex;
+  static std::map<std::string, DcmTagKey> cache;
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(keyword);
+  if (it != cache.end()) return it->second;
+  DcmTag tag;
+  if (DcmTag::findTagFromName(keyword.c_str(), tag).bad()) throw OutputError("unknown DICOM keyword '" + keyword + "'");
+  cache.emplace(keyword, tag.getXTag());
+  return tag.getXTag();
 }
 
 void put(DcmDataset* d, const DcmTagKey& tag, const std::string& value) {
@@ -99,6 +117,8 @@ void write_ct_slice(const std::string& path, const CtSliceSpec& s, const std::ve
   put(d, DCM_ImageOrientationPatient, o);
   put(d, DCM_PixelSpacing, ds(s.pixel_spacing[0]) + "\\" + ds(s.pixel_spacing[1]));
   put(d, DCM_SliceThickness, ds(s.slice_thickness));
+  if (s.slice_location) put(d, DCM_SliceLocation, ds(*s.slice_location));
+  for (const auto& [keyword, value] : s.extra) put(d, tag_by_keyword(keyword), value);
   put(d, DCM_KVP, "120");
   put(d, DCM_RescaleSlope, ds(s.rescale_slope));
   put(d, DCM_RescaleIntercept, ds(s.rescale_intercept));
@@ -121,8 +141,12 @@ void write_ct_slice(const std::string& path, const CtSliceSpec& s, const std::ve
     const long lo = s.is_signed ? -(1L << (s.bits_stored - 1)) : 0;
     const long hi = s.is_signed ? (1L << (s.bits_stored - 1)) - 1 : (1L << s.bits_stored) - 1;
     std::vector<Uint16> stored(hu.size());
+    // Integer path for the usual slope 1 and whole intercept; rounding otherwise.
+    const bool integral = s.rescale_slope == 1.0 && s.rescale_intercept == std::floor(s.rescale_intercept);
+    const long offset = static_cast<long>(s.rescale_intercept);
     for (std::size_t i = 0; i < hu.size(); ++i) {
-      const long v = std::clamp(std::lround((hu[i] - s.rescale_intercept) / s.rescale_slope), lo, hi);
+      const long raw = integral ? hu[i] - offset : std::lround((hu[i] - s.rescale_intercept) / s.rescale_slope);
+      const long v = std::clamp(raw, lo, hi);
       // Two's complement within BitsStored bits for signed values, as the standard stores them.
       stored[i] = static_cast<Uint16>(static_cast<uint32_t>(v) & ((1u << s.bits_stored) - 1u));
     }
@@ -130,6 +154,20 @@ void write_ct_slice(const std::string& path, const CtSliceSpec& s, const std::ve
     if (c.bad()) throw OutputError(std::string("cannot set pixel data: ") + c.text());
   }
 
+  if (ts == TransferSyntax::jpeg2000_lossless) {
+    // DCMTK writes the data set uncompressed, GDCM re-encodes it; the intermediate file is removed.
+    const std::string tmp = path + ".dcmtk-tmp";
+    OFCondition c = file.saveFile(tmp.c_str(), EXS_LittleEndianExplicit);
+    if (c.bad()) throw OutputError("cannot write DICOM file '" + tmp + "': " + c.text());
+    try {
+      dicom::encode_jpeg2000_lossless(tmp, path);
+    } catch (...) {
+      std::remove(tmp.c_str());
+      throw;
+    }
+    std::remove(tmp.c_str());
+    return;
+  }
   const E_TransferSyntax xfer = to_dcmtk(ts);
   if (DcmXfer(xfer).isEncapsulated()) {
     DJ_RPLossless jpeg_params(1, 0);  // predictor 1 (SV1), point transform 0

@@ -15,17 +15,20 @@ namespace cspine {
 
 using ItkImage = itk::Image<int16_t, 3>;
 
-void write_nifti(const Volume& v, const std::string& path) {
-  if (v.hu.size() != v.voxel_count()) throw Error(ExitCode::internal, "volume buffer does not match its size");
-  auto image = ItkImage::New();
-  ItkImage::RegionType region;
-  ItkImage::SizeType size;
+namespace {
+template <typename Pixel>
+void write_image(const Volume& v, const Pixel* data, std::size_t count, const std::string& path) {
+  using Image = itk::Image<Pixel, 3>;
+  if (count != v.voxel_count()) throw Error(ExitCode::internal, "image buffer does not match the volume's size");
+  auto image = Image::New();
+  typename Image::RegionType region;
+  typename Image::SizeType size;
   for (int d = 0; d < 3; ++d) size[d] = static_cast<itk::SizeValueType>(v.size[d]);
   region.SetSize(size);
   image->SetRegions(region);
-  ItkImage::SpacingType spacing;
-  ItkImage::PointType origin;
-  ItkImage::DirectionType direction;
+  typename Image::SpacingType spacing;
+  typename Image::PointType origin;
+  typename Image::DirectionType direction;
   for (int r = 0; r < 3; ++r) {
     spacing[r] = v.spacing[r];
     origin[r] = v.origin[r];
@@ -35,10 +38,10 @@ void write_nifti(const Volume& v, const std::string& path) {
   image->SetOrigin(origin);
   image->SetDirection(direction);
   // Let ITK write straight from our buffer: no second copy of the volume.
-  image->GetPixelContainer()->SetImportPointer(const_cast<int16_t*>(v.hu.data()), v.hu.size(), false);
+  image->GetPixelContainer()->SetImportPointer(const_cast<Pixel*>(data), count, false);
 
   write_atomically(path, [&](const std::string& tmp) {
-    auto writer = itk::ImageFileWriter<ItkImage>::New();
+    auto writer = itk::ImageFileWriter<Image>::New();
     writer->SetImageIO(itk::NiftiImageIO::New());
     writer->SetFileName(tmp);
     writer->SetInput(image);
@@ -48,6 +51,13 @@ void write_nifti(const Volume& v, const std::string& path) {
       throw OutputError("cannot write NIfTI '" + path + "': " + e.GetDescription());
     }
   });
+}
+}  // namespace
+
+void write_nifti(const Volume& v, const std::string& path) { write_image(v, v.hu.data(), v.hu.size(), path); }
+
+void write_label_nifti(const Volume& geometry, const std::vector<uint8_t>& labels, const std::string& path) {
+  write_image(geometry, labels.data(), labels.size(), path);
 }
 
 Volume read_nifti(const std::string& path) {

@@ -48,7 +48,8 @@ TEST(MessySeries, ReversedNumberingAndMeaninglessNamesStillOrderByPosition) {
   const LoadedSeries l = load_study(scan_studies(tmp.str()), "");
   ASSERT_EQ(l.volume.size[2], 9);
   for (int k = 0; k < 9; ++k) expect_slice(l.volume, k, w, static_cast<std::size_t>(k));
-  EXPECT_TRUE(has(l.warnings, warn::reversed_order));
+  EXPECT_FALSE(has(l.warnings, warn::reversed_order));  // head-first numbering is normal
+  EXPECT_TRUE(l.geometry.reversed_numbering);
   EXPECT_NEAR(l.volume.spacing[2], spec.spacing_z, 1e-6);
   EXPECT_NEAR(l.volume.spacing[0], spec.pixel_spacing[1], 1e-9);  // columns step = PixelSpacing[1]
   EXPECT_NEAR(l.volume.spacing[1], spec.pixel_spacing[0], 1e-9);

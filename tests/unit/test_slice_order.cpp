@@ -40,17 +40,28 @@ TEST(SliceOrder, SortsByPositionNotByInstanceNumberOrInput) {
   EXPECT_FALSE(has_code(o.warnings, warn::missing_slices));
 }
 
-TEST(SliceOrder, ReversedNumberingIsReportedNotFatal) {
+TEST(SliceOrder, HeadFirstNumberingIsRecordedNotWarned) {
+  // Half of the RSNA studies are numbered from the head down: a fact about the series, not an anomaly.
   std::vector<SliceHeader> s;
   for (int k = 0; k < 6; ++k) s.push_back(slice(k * 1.0, 6 - k));
   const SliceOrder o = order_slices(s);
   EXPECT_TRUE(o.reversed_numbering);
-  EXPECT_TRUE(has_code(o.warnings, warn::reversed_order));
+  EXPECT_FALSE(has_code(o.warnings, warn::reversed_order));
   EXPECT_EQ(o.order.size(), 6u);
 
   std::vector<SliceHeader> fwd;
   for (int k = 0; k < 6; ++k) fwd.push_back(slice(k * 1.0, k + 1));
   EXPECT_FALSE(order_slices(fwd).reversed_numbering);
+  EXPECT_FALSE(has_code(order_slices(fwd).warnings, warn::reversed_order));
+}
+
+TEST(SliceOrder, NumberingThatRunsBothWaysIsWarnedAndOrderedByPosition) {
+  std::vector<SliceHeader> s;
+  const std::vector<int> numbers = {3, 1, 2, 6, 5, 4};  // renumbered or merged files
+  for (int k = 0; k < 6; ++k) s.push_back(slice(k * 1.0, numbers[static_cast<std::size_t>(k)]));
+  const SliceOrder o = order_slices(s);
+  EXPECT_TRUE(has_code(o.warnings, warn::reversed_order));
+  for (std::size_t k = 1; k < o.positions.size(); ++k) EXPECT_LT(o.positions[k - 1], o.positions[k]);
 }
 
 TEST(SliceOrder, ProjectsOnTheNormalForObliqueSeries) {

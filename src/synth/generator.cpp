@@ -1,0 +1,420 @@
+// Orchestrates `cspine synth`: per study, sample a phantom, choose the acquisition, render, and write the
+// DICOM series, the segmentation and the labels in the RSNA 2022 layout. Every random choice comes from
+// the seed and the study's index, so a study is the same whatever else is generated with it.
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "cspine/dicom_writer.h"
+#include "cspine/error.h"
+#include "cspine/synth.h"
+#include "cspine/volume.h"
+#include "synth/anatomy.h"
+#include "synth/preview.h"
+#include "synth/render.h"
+#include "util/atomic_file.h"
+#include "util/log.h"
+#include "util/parallel.h"
+
+namespace fs = std::filesystem;
+
+namespace cspine {
+
+namespace {
+using synth::Rng;
+
+constexpr const char* kVertebrae[7] = {"C1", "C2", "C3", "C4", "C5", "C6", "C7"};
+// Data-set files and folders synth owns; --overwrite removes these and nothing else.
+constexpr const char* kOwned[] = {"train_images",     "test_images", "segmentations",           "previews",
+                                  "train.csv",        "test.csv",    "sample_submission.csv",   "test_labels.csv",
+                                  "train_bounding_boxes.csv", "test_bounding_boxes.csv", "synth.json"};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// How the scanner stores values: BitsStored, sign, rescale, and what lies outside the reconstruction circle.
+struct Storage {
+  int bits_stored;
+  bool is_signed;
+  double intercept;
+  double outside_hu;
+  std::optional<int32_t> padding;
+  const char* name;
+};
+constexpr Storage kStorages[] = {
+    {12, false, -1024, -1024, std::nullopt, "unsigned-12bit"},
+    {16, false, -1024, -1024, std::nullopt, "unsigned-16bit"},
+    {16, true, -1024, -3024, -2000, "signed-16bit-padding"},
+    {16, true, 0, -3024, std::nullopt, "signed-16bit-intercept0"},
+};
+
+TransferSyntax pick_syntax(const std::string& wanted, Rng& rng) {
+  if (wanted != "mix") return *parse_transfer_syntax(wanted);
+  // The RSNA 2022 data is mostly JPEG lossless (SV1) and explicit little endian; a few others for variety.
+  const double u = rng.uniform();
+  if (u < 0.40) return TransferSyntax::explicit_little;
+  if (u < 0.80) return TransferSyntax::jpeg_lossless_sv1;
+  if (u < 0.90) return TransferSyntax::implicit_little;
+  if (u < 0.95) return TransferSyntax::rle;
+  return TransferSyntax::jpeg_ls_lossless;
+}
+
+std::string syntax_label(TransferSyntax ts) {
+  switch (ts) {
+    case TransferSyntax::explicit_little: return "explicit";
+    case TransferSyntax::implicit_little: return "implicit";
+    case TransferSyntax::explicit_big: return "big-endian";
+    case TransferSyntax::deflated: return "deflated";
+    case TransferSyntax::jpeg_lossless_sv1: return "jpeg-lossless";
+    case TransferSyntax::jpeg_ls_lossless: return "jpeg-ls";
+    case TransferSyntax::rle: return "rle";
+    case TransferSyntax::jpeg2000_lossless: return "j2k";
+  }
+  return "?";
+}
+
+void write_text(const fs::path& path, const std::string& text) {
+  write_atomically(path.string(), [&](const std::string& tmp) {
+    std::ofstream f(tmp, std::ios::binary);
+    f << text;
+    f.close();
+    if (!f) throw OutputError("cannot write '" + path.string() + "'");
+  });
+}
+
+struct StudyRecord {
+  SynthStudyInfo info;
+  std::vector<std::string> box_rows;  // "x,y,width,height,slice_number"
+  nlohmann::json truth;
+};
+
+nlohmann::json v3_json(synth::V3 v) {
+  auto r = [](double x) { return std::round(x * 1000.0) / 1000.0; };
+  return nlohmann::json::array({r(v.x), r(v.y), r(v.z)});
+}
+
+StudyRecord make_study(const SynthOptions& o, int index, bool test, const fs::path& out, int threads) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const uint64_t study_seed = synth::hash2(o.seed, static_cast<uint64_t>(index));
+  Rng rng(study_seed);
+  Rng fracture_rng(synth::hash2(study_seed, 0x6672616374ULL));  // separate stream: see make_phantom
+  const bool fractured = fracture_rng.chance(o.fracture_rate);
+  synth::AnatomyOptions ao;
+  ao.fracture_rate = o.fracture_rate;
+  ao.difficulty = o.difficulty;
+  const synth::Phantom ph = synth::make_phantom(rng, fracture_rng, ao, fractured);
+
+  // Acquisition: field of view, slice spacing, coverage, storage, numbering, transfer syntax.
+  const double fov = rng.uniform(140, 250);
+  synth::Grid g;
+  g.columns = g.rows = o.matrix;
+  g.pixel_mm = fov / o.matrix;
+  const double span = ph.z_top - ph.z_bottom;
+  const double scale = std::min(3.0 / 0.5, std::max(1.0, 512.0 / o.matrix));
+  if (o.slices > 0) {
+    g.slices = o.slices;
+    g.slice_mm = span / std::max(1, o.slices - 1);
+  } else {
+    const double choices[] = {0.5, 0.625, 0.8, 1.0};
+    g.slice_mm = std::min(3.0, rng.pick(choices) * scale);
+    const double factor = o.matrix / 512.0;
+    const int lo = std::max(16, static_cast<int>(150 * factor)), hi = std::max(24, static_cast<int>(400 * factor));
+    g.slices = std::clamp(static_cast<int>(std::lround(span / g.slice_mm)) + 1, lo, hi);
+    g.slice_mm = span / (g.slices - 1);
+  }
+  const synth::TrackPoint c4 = synth::track_at(ph, ph.bones[3].origin.z);
+  const double cx = c4.body.x + rng.uniform(-10, 10), cy = c4.body.y + rng.uniform(-20, 5);
+  g.origin = {cx - 0.5 * (g.columns - 1) * g.pixel_mm, cy - 0.5 * (g.rows - 1) * g.pixel_mm, ph.z_bottom};
+  const Storage& storage = kStorages[rng.next() % std::size(kStorages)];
+  const bool head_first = rng.chance(0.5);
+  const TransferSyntax ts = pick_syntax(o.transfer_syntax, rng);
+  const std::pair<double, double> windows[] = {{400, 1800}, {500, 2000}, {40, 400}, {300, 1500}};
+  const auto window = rng.pick(windows);
+  const char* kernels[] = {"BONE", "B70s", "YC", "D", "BONEPLUS"};
+  const std::string kernel = rng.pick(kernels);
+  const std::string study_uid = synth::derived_uid(study_seed, 1), series_uid = synth::derived_uid(study_seed, 2);
+  const int day = rng.integer(1, 28), month = rng.integer(1, 12);
+  const int age = rng.integer(18, 90);
+  const bool female = rng.chance(0.4);
+
+  const synth::Rendered r = synth::render(ph, g, synth::hash2(study_seed, 0x6e6f697365ULL), threads);
+  Volume volume = r.volume;  // outside-circle values below; labels are unaffected
+  {
+    const double radius = 0.5 * fov, ccx = 0.5 * (g.columns - 1), ccy = 0.5 * (g.rows - 1);
+    const auto outside = static_cast<int16_t>(storage.outside_hu);
+    for (int j = 0; j < g.rows; ++j)
+      for (int i = 0; i < g.columns; ++i) {
+        if (std::hypot((i - ccx) * g.pixel_mm, (j - ccy) * g.pixel_mm) <= radius) continue;
+        for (int k = 0; k < g.slices; ++k) volume.slice(k)[static_cast<std::size_t>(j) * g.columns + i] = outside;
+      }
+  }
+
+  StudyRecord rec;
+  SynthStudyInfo& info = rec.info;
+  info.study_uid = study_uid;
+  info.test = test;
+  info.slices = g.slices;
+  info.matrix = o.matrix;
+  info.pixel_mm = g.pixel_mm;
+  info.slice_mm = g.slice_mm;
+  info.transfer_syntax = syntax_label(ts);
+  info.head_first_numbering = head_first;
+  info.fractured.assign(7, 0);
+  info.seconds_render = seconds_since(t0);
+
+  // Labels follow from what the image shows: a vertebra counts as fractured when its fractures changed at
+  // least 1 mm^3 (and 4 voxels) by more than kFractureHu.
+  const double voxel_mm3 = g.pixel_mm * g.pixel_mm * g.slice_mm;
+  auto visible = [&](int label) {
+    const long n = r.changed_voxels[static_cast<std::size_t>(label)];
+    return n >= 4 && n * voxel_mm3 >= 1.0;
+  };
+  nlohmann::json fj = nlohmann::json::array();
+  for (const synth::Bone& b : ph.bones) {
+    for (const synth::Fracture& f : b.fractures) {
+      SynthFractureInfo fi{b.name, synth::fracture_kind_name(f.kind), f.site, f.subtle, visible(b.label)};
+      info.fractures.push_back(fi);
+      nlohmann::json j{{"vertebra", b.name},  {"kind", fi.kind},       {"site", f.site}, {"subtle", f.subtle},
+                       {"visible", fi.visible}, {"changed_voxels", r.changed_voxels[static_cast<std::size_t>(b.label)]}};
+      if (f.kind != synth::FractureKind::compression) {
+        j["plane_point_mm"] = v3_json(f.p0);
+        j["plane_normal"] = v3_json(f.n);
+        j["gap_mm"] = std::round(f.gap * 1000) / 1000;
+      }
+      if (f.kind == synth::FractureKind::compression) {
+        j["height_loss"] = std::round(f.compression * 1000) / 1000;
+        j["wedge"] = f.wedge;
+      }
+      if (f.kind == synth::FractureKind::fragment) j["displacement_mm"] = v3_json(f.shift);
+      fj.push_back(j);
+    }
+    if (b.label >= 1 && b.label <= 7 && !b.fractures.empty() && visible(b.label))
+      info.fractured[static_cast<std::size_t>(b.label - 1)] = 1;
+  }
+  auto instance_of = [&](int k) { return head_first ? g.slices - k : k + 1; };
+  nlohmann::json boxes = nlohmann::json::array();
+  for (const synth::FractureFootprint& fp : r.footprints) {
+    if (fp.label < 1 || fp.label > 7 || !info.fractured[static_cast<std::size_t>(fp.label - 1)] || fp.pixels < 3) continue;
+    std::ostringstream row;
+    row << fp.x0 << ',' << fp.y0 << ',' << (fp.x1 - fp.x0 + 1) << ',' << (fp.y1 - fp.y0 + 1) << ',' << instance_of(fp.slice);
+    rec.box_rows.push_back(row.str());
+    boxes.push_back({{"vertebra", kVertebrae[fp.label - 1]}, {"slice_number", instance_of(fp.slice)}, {"pixels", fp.pixels}});
+  }
+  info.boxes = static_cast<int>(rec.box_rows.size());
+
+  // DICOM series: written into a hidden folder, renamed into place when complete.
+  const auto t1 = std::chrono::steady_clock::now();
+  const fs::path images = out / (test ? "test_images" : "train_images");
+  const fs::path partial = images / (".partial-" + study_uid), final_dir = images / study_uid;
+  fs::remove_all(partial);
+  fs::create_directories(partial);
+  char date[16];
+  std::snprintf(date, sizeof date, "2026%02d%02d", month, day);
+  char patient[32];
+  std::snprintf(patient, sizeof patient, "SYNTH-%06d", index + 1);
+  parallel_for(static_cast<std::size_t>(g.slices), threads, [&](std::size_t ks) {
+    const int k = static_cast<int>(ks);
+    CtSliceSpec s;
+    s.patient_id = patient;
+    s.patient_name = std::string("Synthetic^") + patient;
+    s.study_uid = study_uid;
+    s.series_uid = series_uid;
+    s.sop_instance_uid = synth::derived_uid(study_seed, 1000 + static_cast<uint64_t>(k));
+    s.study_date = date;
+    s.series_description = "C-SPINE W/O CONTRAST (synthetic phantom)";
+    s.series_number = 2;
+    s.instance_number = instance_of(k);
+    s.rows = g.rows;
+    s.columns = g.columns;
+    const double z = g.origin.z + k * g.slice_mm;
+    s.position = {g.origin.x, g.origin.y, z};
+    s.slice_location = z;
+    s.pixel_spacing = {g.pixel_mm, g.pixel_mm};
+    s.slice_thickness = std::round(std::max(g.slice_mm, 0.625) * 1000) / 1000;
+    s.rescale_intercept = storage.intercept;
+    s.bits_stored = storage.bits_stored;
+    s.is_signed = storage.is_signed;
+    s.padding_value = storage.padding;
+    s.window_center = window.first;
+    s.window_width = window.second;
+    s.extra = {{"SpecificCharacterSet", "ISO_IR 100"},
+               {"StudyTime", "031500"},
+               {"SeriesTime", "031700"},
+               {"StudyID", std::to_string(index + 1)},
+               {"AccessionNumber", "SYN" + std::to_string(100000 + index)},
+               {"PatientSex", female ? "F" : "M"},
+               {"PatientAge", (age < 100 ? "0" : "") + std::to_string(age) + "Y"},
+               {"PatientPosition", "HFS"},
+               {"BodyPartExamined", "CSPINE"},
+               {"ManufacturerModelName", "cspine synthetic phantom"},
+               {"ConvolutionKernel", kernel},
+               {"ReconstructionDiameter", std::to_string(static_cast<int>(std::lround(fov)))},
+               {"AcquisitionNumber", "1"},
+               {"BurnedInAnnotation", "NO"},
+               {"ImageComments", "SYNTHETIC PHANTOM - NOT A PATIENT"}};
+    const int16_t* src = volume.slice(k);
+    std::vector<int16_t> hu(src, src + volume.slice_voxels());
+    write_ct_slice((partial / (std::to_string(instance_of(k)) + ".dcm")).string(), s, hu, ts);
+  });
+  fs::remove_all(final_dir);
+  fs::rename(partial, final_dir);
+  if (!test) {
+    fs::create_directories(out / "segmentations");
+    write_label_nifti(r.volume, r.labels, (out / "segmentations" / (study_uid + ".nii")).string());
+  }
+  if (o.preview) {
+    fs::create_directories(out / "previews");
+    synth::write_previews(volume, r.labels, r.footprints, info.fractured, (out / "previews" / study_uid).string());
+  }
+  info.seconds_write = seconds_since(t1);
+
+  rec.truth = {{"study_uid", study_uid},
+               {"split", test ? "test" : "train"},
+               {"index", index},
+               {"patient_id", patient},
+               {"rows", g.rows},
+               {"columns", g.columns},
+               {"slices", g.slices},
+               {"pixel_spacing_mm", g.pixel_mm},
+               {"slice_spacing_mm", g.slice_mm},
+               {"field_of_view_mm", fov},
+               {"transfer_syntax", info.transfer_syntax},
+               {"storage", storage.name},
+               {"numbering", head_first ? "head-first" : "feet-first"},
+               {"noise_sd_hu", ph.noise_sd},
+               {"size_scale", ph.scale},
+               {"osteoporotic", ph.osteoporotic},
+               {"osteophyte_levels", ph.osteophyte_levels},
+               {"sclerotic_spots", ph.sclerotic_spots},
+               {"fractured", info.fractured},
+               {"fractures", fj},
+               {"boxes", boxes}};
+  return rec;
+}
+
+std::string wide_row(const SynthStudyInfo& s) {
+  int overall = 0;
+  for (int f : s.fractured) overall |= f;
+  std::string row = s.study_uid + "," + std::to_string(overall);
+  for (int f : s.fractured) row += "," + std::to_string(f);
+  return row;
+}
+
+void write_tables(const fs::path& out, const SynthOptions& o, const std::vector<StudyRecord>& records, double seconds) {
+  const std::string wide_header = "StudyInstanceUID,patient_overall,C1,C2,C3,C4,C5,C6,C7\n";
+  std::string train = wide_header, test_labels = wide_header;
+  std::string test = "row_id,StudyInstanceUID,prediction_type\n", sample = "row_id,fractured\n";
+  const std::string box_header = "StudyInstanceUID,x,y,width,height,slice_number\n";
+  std::string train_boxes = box_header, test_boxes = box_header;
+  nlohmann::json studies = nlohmann::json::array();
+  for (const StudyRecord& r : records) {
+    const SynthStudyInfo& s = r.info;
+    (s.test ? test_labels : train) += wide_row(s) + "\n";
+    for (const std::string& b : r.box_rows) (s.test ? test_boxes : train_boxes) += s.study_uid + "," + b + "\n";
+    if (s.test) {
+      for (const char* t : {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "patient_overall"}) {
+        test += s.study_uid + "_" + t + "," + s.study_uid + "," + t + "\n";
+        sample += s.study_uid + "_" + t + ",0.5\n";
+      }
+    }
+    studies.push_back(r.truth);
+  }
+  write_text(out / "train.csv", train);
+  write_text(out / "train_bounding_boxes.csv", train_boxes);
+  write_text(out / "test.csv", test);
+  write_text(out / "sample_submission.csv", sample);
+  write_text(out / "test_labels.csv", test_labels);
+  write_text(out / "test_bounding_boxes.csv", test_boxes);
+  nlohmann::json manifest{
+      {"generator", "cspine synth"},
+      {"note", "Synthetic phantoms, not patients. Labels follow from what was drawn."},
+      {"options",
+       {{"studies", o.studies}, {"seed", o.seed}, {"test_fraction", o.test_fraction}, {"fracture_rate", o.fracture_rate},
+        {"matrix", o.matrix}, {"slices", o.slices == 0 ? nlohmann::json("auto") : nlohmann::json(o.slices)},
+        {"transfer_syntax", o.transfer_syntax}, {"difficulty", o.difficulty}}},
+      {"studies_written", records.size()},
+      {"studies", studies}};
+  (void)seconds;  // timings vary between runs; the manifest stays byte-identical for a seed
+  write_text(out / "synth.json", manifest.dump(1) + "\n");
+}
+
+void prepare_output(const SynthOptions& o) {
+  const fs::path out(o.out_dir);
+  std::error_code ec;
+  if (fs::exists(out, ec) && !fs::is_directory(out, ec)) throw OutputError("'" + o.out_dir + "' exists and is not a folder");
+  std::vector<std::string> present;
+  for (const char* name : kOwned)
+    if (fs::exists(out / name, ec)) present.push_back(name);
+  if (!present.empty()) {
+    if (!o.overwrite)
+      throw OutputError("'" + o.out_dir + "' already holds a data set (" + present.front() +
+                        (present.size() > 1 ? " and " + std::to_string(present.size() - 1) + " more" : "") +
+                        "); choose another folder or pass --overwrite");
+    for (const std::string& name : present) fs::remove_all(out / name, ec);
+    if (ec) throw OutputError("cannot remove '" + (out / present.front()).string() + "': " + ec.message());
+  }
+  fs::create_directories(out / "train_images", ec);
+  if (!ec) fs::create_directories(out / "test_images", ec);
+  if (ec) throw OutputError("cannot create '" + o.out_dir + "': " + ec.message());
+  check_output_path((out / "train.csv").string());
+}
+
+}  // namespace
+
+std::optional<double> parse_difficulty(const std::string& text) {
+  if (text == "easy") return 0.2;
+  if (text == "normal") return 0.5;
+  if (text == "hard") return 0.8;
+  try {
+    std::size_t used = 0;
+    const double v = std::stod(text, &used);
+    if (used == text.size() && v >= 0 && v <= 1) return v;
+  } catch (const std::exception&) {
+  }
+  return std::nullopt;
+}
+
+std::vector<std::string> synth_transfer_syntaxes() {
+  return {"mix", "explicit", "implicit", "big-endian", "deflated", "jpeg-lossless", "jpeg-ls", "rle", "j2k"};
+}
+
+SynthSummary generate_dataset(const SynthOptions& o) {
+  if (o.studies < 1) throw UsageError("--studies must be at least 1");
+  if (o.matrix < 64 || o.matrix > 1024) throw UsageError("--matrix must be between 64 and 1024");
+  if (o.slices != 0 && (o.slices < 16 || o.slices > 2000)) throw UsageError("--slices must be 'auto' or 16..2000");
+  if (o.test_fraction < 0 || o.test_fraction > 1) throw UsageError("--test-fraction must be in [0, 1]");
+  if (o.fracture_rate < 0 || o.fracture_rate > 1) throw UsageError("--fracture-rate must be in [0, 1]");
+  if (o.difficulty < 0 || o.difficulty > 1) throw UsageError("--difficulty must be in [0, 1]");
+  if (o.transfer_syntax != "mix" && !parse_transfer_syntax(o.transfer_syntax))
+    throw UsageError("unknown transfer syntax '" + o.transfer_syntax + "'");
+  prepare_output(o);
+  const auto t0 = std::chrono::steady_clock::now();
+  const fs::path out(o.out_dir);
+  const int threads = resolve_threads(o.threads);
+  const int n_test = static_cast<int>(std::lround(o.studies * o.test_fraction));
+  SynthSummary summary;
+  std::vector<StudyRecord> records;
+  for (int i = 0; i < o.studies; ++i) {
+    const bool test = i >= o.studies - n_test;
+    records.push_back(make_study(o, i, test, out, threads));
+    const SynthStudyInfo& s = records.back().info;
+    int n_frac = 0;
+    for (int f : s.fractured) n_frac += f;
+    CSPINE_INFO("study {}/{} {} ({}, {}x{}x{}, {}, {} fractured vertebrae, {} boxes): render {:.2f} s, write {:.2f} s", i + 1,
+                o.studies, s.study_uid, s.test ? "test" : "train", s.matrix, s.matrix, s.slices, s.transfer_syntax, n_frac,
+                s.boxes, s.seconds_render, s.seconds_write);
+    // Tables after every study: an interrupted run keeps consistent labels for what it finished.
+    write_tables(out, o, records, seconds_since(t0));
+    summary.studies.push_back(s);
+  }
+  summary.seconds = seconds_since(t0);
+  return summary;
+}
+
+}  // namespace cspine
