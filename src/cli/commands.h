@@ -11,5 +11,6 @@ using Runner = std::function<int()>;
 void add_inspect(CLI::App& app, Runner& run);
 void add_convert(CLI::App& app, Runner& run);
 void add_info(CLI::App& app, Runner& run);
+void add_evaluate(CLI::App& app, Runner& run);
 
 }  // namespace cspine::cli
