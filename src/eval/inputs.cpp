@@ -220,15 +220,21 @@ std::vector<Row> read_predictions(const std::string& path, const LabelSet& label
     throw InputError(path + ": the header has neither row_id,fractured (Kaggle) nor StudyInstanceUID (wide)");
   }
 
+  // Name the first labelled study without (all of) its predictions, and say how many there are.
+  std::size_t incomplete = 0, first = n;
+  std::string missing;
   for (std::size_t i = 0; i < n; ++i) {
-    std::string missing;
-    int count = 0;
+    std::string names;
     for (int k = 0; k < kNumLabels; ++k)
-      if (!line_of[i][k]) missing += std::string(count++ ? ", " : "") + kLabelNames[k];
-    if (count)
-      throw InputError(path + ": labelled study '" + labels.uids[i] + "' has no prediction for " + missing +
-                       " (the score needs all 8 labels of every labelled study)");
+      if (!line_of[i][k]) names += std::string(names.empty() ? "" : ", ") + kLabelNames[k];
+    if (names.empty()) continue;
+    if (incomplete++ == 0) first = i, missing = names;
   }
+  if (incomplete)
+    throw InputError(path + ": labelled study '" + labels.uids[first] + "' has no prediction for " + missing +
+                     " (the score needs all 8 labels of every labelled study)" +
+                     (incomplete > 1 ? "; " + std::to_string(incomplete - 1) + " more labelled studies lack predictions"
+                                     : std::string()));
   return p;
 }
 
