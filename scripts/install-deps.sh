@@ -13,6 +13,7 @@ PACKAGES=(
   libgtest-dev
   dcm2niix                              # reference converter used by the tests and the loader benchmark
   python3 python3-numpy python3-pytest  # Python side (training/export scripts, pytest suites)
+  python3-sklearn                       # independent metrics for the evaluate cross-check (tests/python)
 )
 if [[ "${CSPINE_BENCH_DEPS:-0}" == "1" ]]; then PACKAGES+=(hyperfine time); fi
 
