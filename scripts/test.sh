@@ -16,9 +16,10 @@ fi
 echo "== ctest"
 (cd "$BUILD_DIR" && ctest -j "${CTEST_JOBS:-2}" --output-on-failure --timeout 600)
 
-# Python suites (training/export scripts) once they exist.
+# Python suites: the evaluate cross-check with scikit-learn, and the training/export scripts once they exist.
 if compgen -G "$ROOT/tests/python/test_*.py" >/dev/null; then
   echo "== pytest"
+  export CSPINE_BINARY="$BUILD_DIR/cspine"
   /usr/bin/python3 -m pytest -q "$ROOT/tests/python"
 fi
 echo "test.sh: all suites passed in $(( $(date +%s) - start )) s"
