@@ -15,65 +15,11 @@ using nlohmann::json;
 namespace {
 
 std::string bin() { return std::string(CSPINE_BINARY); }
-std::string q(const std::string& s) { return "'" + s + "'"; }
 
 int run_cspine(const std::string& args, std::string* out = nullptr, std::string* err = nullptr) {
   return run_command(q(bin()) + " " + args, out, err);
 }
 
-// Values of `ours` compared with `ref` in patient space: for each voxel of ours, the voxel of ref at the
-// same physical point. Returns the number of compared voxels; counts mismatches (ignoring `skip_ref`).
-struct Agreement {
-  std::size_t compared = 0, mismatched = 0, outside = 0;
-  double max_corner_distance = 0;
-};
-Agreement agree(const Volume& ours, const Volume& ref, std::optional<int16_t> skip_ref = std::nullopt) {
-  Agreement a;
-  // Inverse of ref's affine (direction * spacing), direction is orthonormal.
-  auto to_ref_index = [&](const std::array<double, 3>& p) {
-    std::array<double, 3> d{p[0] - ref.origin[0], p[1] - ref.origin[1], p[2] - ref.origin[2]};
-    std::array<double, 3> idx{};
-    for (int c = 0; c < 3; ++c) {
-      const auto ax = ref.axis(c);
-      idx[c] = (d[0] * ax[0] + d[1] * ax[1] + d[2] * ax[2]) / ref.spacing[c];
-    }
-    return idx;
-  };
-  for (int k = 0; k < ours.size[2]; ++k)
-    for (int j = 0; j < ours.size[1]; ++j)
-      for (int i = 0; i < ours.size[0]; ++i) {
-        const auto p = ours.voxel_to_lps(i, j, k);
-        const auto idx = to_ref_index(p);
-        std::array<int, 3> r{};
-        bool inside = true;
-        for (int c = 0; c < 3; ++c) {
-          r[c] = static_cast<int>(std::lround(idx[c]));
-          if (std::abs(idx[c] - r[c]) > 1e-2 || r[c] < 0 || r[c] >= ref.size[c]) inside = false;
-        }
-        if (!inside) {
-          ++a.outside;
-          continue;
-        }
-        const int16_t rv = ref.at(r[0], r[1], r[2]);
-        if (skip_ref && rv == *skip_ref) continue;
-        ++a.compared;
-        if (rv != ours.at(i, j, k)) ++a.mismatched;
-      }
-  return a;
-}
-
-std::string dcm2niix(const std::string& in, const std::string& out_dir) {
-  fs::create_directories(out_dir);
-  std::string log;
-  const int rc = run_command("dcm2niix -z n -f ref -o " + q(out_dir) + " " + q(in), &log, &log);
-  EXPECT_EQ(rc, 0) << log;
-  for (auto& e : fs::directory_iterator(out_dir))
-    if (e.path().extension() == ".nii") return e.path().string();
-  ADD_FAILURE() << "dcm2niix wrote no NIfTI: " << log;
-  return {};
-}
-
-bool have_dcm2niix() { return run_command("command -v dcm2niix >/dev/null") == 0; }
 
 }  // namespace
 

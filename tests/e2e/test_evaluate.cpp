@@ -15,7 +15,6 @@ using nlohmann::json;
 
 namespace {
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
 
 int evaluate(const std::string& args, std::string* out = nullptr, std::string* err = nullptr) {
   return run_command(q(CSPINE_BINARY) + " evaluate " + args, out, err);

@@ -136,4 +136,51 @@ long run_peak_rss_kb(const std::vector<std::string>& argv, int* exit_code) {
   return usage.ru_maxrss;
 }
 
+std::array<double, 3> lps_to_index(const Volume& v, const std::array<double, 3>& p) {
+  const std::array<double, 3> d{p[0] - v.origin[0], p[1] - v.origin[1], p[2] - v.origin[2]};
+  std::array<double, 3> idx{};
+  for (int c = 0; c < 3; ++c) {
+    const auto ax = v.axis(c);
+    idx[static_cast<std::size_t>(c)] = (d[0] * ax[0] + d[1] * ax[1] + d[2] * ax[2]) / v.spacing[static_cast<std::size_t>(c)];
+  }
+  return idx;
+}
+
+Agreement agree(const Volume& ours, const Volume& ref, std::optional<int16_t> skip_ref) {
+  Agreement a;
+  for (int k = 0; k < ours.size[2]; ++k)
+    for (int j = 0; j < ours.size[1]; ++j)
+      for (int i = 0; i < ours.size[0]; ++i) {
+        const auto idx = lps_to_index(ref, ours.voxel_to_lps(i, j, k));
+        std::array<int, 3> r{};
+        bool inside = true;
+        for (std::size_t c = 0; c < 3; ++c) {
+          r[c] = static_cast<int>(std::lround(idx[c]));
+          if (std::abs(idx[c] - r[c]) > 1e-2 || r[c] < 0 || r[c] >= ref.size[c]) inside = false;
+        }
+        if (!inside) {
+          ++a.outside;
+          continue;
+        }
+        const int16_t rv = ref.at(r[0], r[1], r[2]);
+        if (skip_ref && rv == *skip_ref) continue;
+        ++a.compared;
+        if (rv != ours.at(i, j, k)) ++a.mismatched;
+      }
+  return a;
+}
+
+std::string dcm2niix(const std::string& in, const std::string& out_dir) {
+  fs::create_directories(out_dir);
+  std::string log;
+  const int rc = run_command("dcm2niix -z n -f ref -o " + q(out_dir) + " " + q(in), &log, &log);
+  EXPECT_EQ(rc, 0) << log;
+  for (auto& e : fs::directory_iterator(out_dir))
+    if (e.path().extension() == ".nii") return e.path().string();
+  ADD_FAILURE() << "dcm2niix wrote no NIfTI: " << log;
+  return {};
+}
+
+bool have_dcm2niix() { return run_command("command -v dcm2niix >/dev/null") == 0; }
+
 }  // namespace cspine::test

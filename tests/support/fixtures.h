@@ -3,12 +3,15 @@
 #pragma once
 #include <gtest/gtest.h>
 
+#include <array>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cspine/dicom.h"
 #include "cspine/dicom_writer.h"
+#include "cspine/volume.h"
 
 namespace cspine::test {
 
@@ -74,5 +77,22 @@ int run_command(const std::string& command, std::string* out = nullptr, std::str
 // Runs argv[0] with arguments (no shell) and returns its peak resident memory in KiB, or -1 on failure
 // to start; `exit_code` receives its exit status.
 long run_peak_rss_kb(const std::vector<std::string>& argv, int* exit_code = nullptr);
+
+// Shell-quotes a path for run_command.
+inline std::string q(const std::string& s) { return "'" + s + "'"; }
+
+// Values of `ours` compared with `ref` in patient space: for each voxel of ours, the voxel of ref at the
+// same physical point (within 0.01 voxel). Mismatches ignore ref voxels equal to `skip_ref`.
+struct Agreement {
+  std::size_t compared = 0, mismatched = 0, outside = 0;
+};
+Agreement agree(const Volume& ours, const Volume& ref, std::optional<int16_t> skip_ref = std::nullopt);
+
+// Fractional voxel index of an LPS point in `v` (direction orthonormal).
+std::array<double, 3> lps_to_index(const Volume& v, const std::array<double, 3>& p);
+
+// Runs dcm2niix -z n on `in` into `out_dir` and returns the NIfTI it wrote (a test failure if none).
+std::string dcm2niix(const std::string& in, const std::string& out_dir);
+bool have_dcm2niix();
 
 }  // namespace cspine::test

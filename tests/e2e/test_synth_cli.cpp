@@ -1,0 +1,66 @@
+// `cspine synth` through the real binary: options, exit codes, and agreement of what it writes with
+// dcm2niix, an independent DICOM reader.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "cspine/volume.h"
+#include "support/fixtures.h"
+
+using namespace cspine;
+using namespace cspine::test;
+
+namespace {
+int synth(const std::string& args, std::string* err = nullptr) {
+  std::string out;
+  return run_command(q(CSPINE_BINARY) + " synth " + args, &out, err);
+}
+}  // namespace
+
+TEST(SynthCli, BadOptionsAreUsageErrors) {
+  TempDir tmp;
+  std::string err;
+  EXPECT_EQ(synth("-o " + q(tmp / "d") + " -n 1 --difficulty impossible", &err), 2);
+  EXPECT_NE(err.find("--difficulty"), std::string::npos) << err;
+  EXPECT_EQ(synth("-o " + q(tmp / "d") + " -n 1 --slices many", &err), 2);
+  EXPECT_NE(err.find("--slices"), std::string::npos) << err;
+  EXPECT_EQ(synth("-o " + q(tmp / "d") + " -n 1 --transfer-syntax jpeg-xl", &err), 2);
+  EXPECT_EQ(synth("-o " + q(tmp / "d") + " -n 0", &err), 2);
+  EXPECT_EQ(synth("-o " + q(tmp / "d") + " -n 1 --matrix 32", &err), 2);
+  EXPECT_FALSE(fs::exists(tmp / "d/train.csv"));
+}
+
+TEST(SynthCli, AnExistingDataSetIsAnOutputErrorNamingTheFolder) {
+  TempDir tmp;
+  const std::string args = "-o " + q(tmp / "d") + " -n 1 --matrix 64 --slices 20 --seed 4";
+  ASSERT_EQ(synth(args), 0);
+  std::string err;
+  EXPECT_EQ(synth(args, &err), 6);
+  EXPECT_NE(err.find(tmp / "d"), std::string::npos) << err;
+  EXPECT_NE(err.find("--overwrite"), std::string::npos) << err;
+  EXPECT_EQ(synth(args + " --overwrite"), 0);
+  std::ofstream(tmp / "file") << "x";
+  EXPECT_EQ(synth("-o " + q(tmp / "file") + " -n 1 --matrix 64 --slices 20", &err), 6);
+}
+
+// dcm2niix reads the generated studies to the same voxels on the same grid (except pixels outside the
+// reconstruction circle stored as padding, which dcm2niix keeps at -3024 HU and cspine makes air).
+TEST(SynthCli, Dcm2niixReadsTheSameVolumes) {
+  if (!have_dcm2niix()) FAIL() << "dcm2niix is not installed (scripts/install-deps.sh installs it)";
+  TempDir tmp;
+  for (const std::string ts : {"explicit", "implicit", "jpeg-lossless", "rle", "j2k"}) {
+    const std::string d = tmp / ts;
+    ASSERT_EQ(synth("-o " + q(d) + " -n 2 --matrix 96 --slices 40 --seed 8 --test-fraction 0 --transfer-syntax " + ts), 0);
+    for (const auto& e : fs::directory_iterator(d + "/train_images")) {
+      const std::string study = e.path().string();
+      const std::string ours_path = tmp / (ts + "-" + e.path().filename().string() + ".nii");
+      ASSERT_EQ(run_command(q(CSPINE_BINARY) + " convert " + q(study) + " -o " + q(ours_path)), 0);
+      const Volume ours = read_nifti(ours_path);
+      const Volume ref = read_nifti(dcm2niix(study, tmp / (ts + "-ref-" + e.path().filename().string())));
+      const Agreement a = agree(ours, ref, int16_t{-3024});
+      EXPECT_EQ(a.outside, 0u) << ts << ": grids differ";
+      EXPECT_GT(a.compared, ours.voxel_count() / 2) << ts;
+      EXPECT_EQ(a.mismatched, 0u) << ts << " " << study;
+    }
+  }
+}
