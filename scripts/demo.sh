@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The newcomer's demo: install dependencies, build, then look at a real CT series and convert it to NIfTI.
+# The newcomer's demo: install dependencies, build, look at a real CT series and convert it to NIfTI, then
+# generate a small synthetic data set in the RSNA 2022 layout and score the constant baseline on it.
 # (Once `cspine predict` exists, this becomes the full prediction demo on generated studies.)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -30,4 +31,11 @@ echo "== cspine convert $SAMPLE -o $OUT/series.nii.gz"
 "$CSPINE" convert "$SAMPLE" -o "$OUT/series.nii.gz"
 "$CSPINE" inspect --json "$SAMPLE" > "$OUT/inspect.json"
 echo
-echo "demo: wrote $OUT/series.nii.gz (int16 HU) and $OUT/inspect.json"
+echo "== cspine synth -o $OUT/synth -n 6 --matrix 256 --slices 120 --seed 1 --preview"
+"$CSPINE" synth -o "$OUT/synth" -n 6 --matrix 256 --slices 120 --seed 1 --test-fraction 0.5 --preview --overwrite
+echo
+echo "== cspine evaluate (the 0.5 baseline of sample_submission.csv against the test labels)"
+"$CSPINE" evaluate --predictions "$OUT/synth/sample_submission.csv" --labels "$OUT/synth/test_labels.csv" --bootstrap 200
+echo
+echo "demo: wrote $OUT/series.nii.gz (int16 HU), $OUT/inspect.json and a synthetic data set in $OUT/synth"
+echo "      (train.csv, train_bounding_boxes.csv, segmentations/, previews/*.png)"

@@ -143,16 +143,21 @@ StudyRecord make_study(const SynthOptions& o, int index, bool test, const fs::pa
   const int age = rng.integer(18, 90);
   const bool female = rng.chance(0.4);
 
-  const synth::Rendered r = synth::render(ph, g, synth::hash2(study_seed, 0x6e6f697365ULL), threads);
-  Volume volume = r.volume;  // outside-circle values below; labels are unaffected
+  synth::Rendered r = synth::render(ph, g, synth::hash2(study_seed, 0x6e6f697365ULL), threads);
+  Volume& volume = r.volume;
   {
+    // Outside the reconstruction circle the scanner stores its own value (or padding); labels are unaffected.
     const double radius = 0.5 * fov, ccx = 0.5 * (g.columns - 1), ccy = 0.5 * (g.rows - 1);
-    const auto outside = static_cast<int16_t>(storage.outside_hu);
+    std::vector<std::size_t> outside_pixels;
     for (int j = 0; j < g.rows; ++j)
-      for (int i = 0; i < g.columns; ++i) {
-        if (std::hypot((i - ccx) * g.pixel_mm, (j - ccy) * g.pixel_mm) <= radius) continue;
-        for (int k = 0; k < g.slices; ++k) volume.slice(k)[static_cast<std::size_t>(j) * g.columns + i] = outside;
-      }
+      for (int i = 0; i < g.columns; ++i)
+        if (std::hypot((i - ccx) * g.pixel_mm, (j - ccy) * g.pixel_mm) > radius)
+          outside_pixels.push_back(static_cast<std::size_t>(j) * g.columns + i);
+    const auto outside = static_cast<int16_t>(storage.outside_hu);
+    for (int k = 0; k < g.slices; ++k) {
+      int16_t* slice = volume.slice(k);
+      for (std::size_t idx : outside_pixels) slice[idx] = outside;
+    }
   }
 
   StudyRecord rec;
@@ -266,7 +271,7 @@ StudyRecord make_study(const SynthOptions& o, int index, bool test, const fs::pa
   fs::rename(partial, final_dir);
   if (!test) {
     fs::create_directories(out / "segmentations");
-    write_label_nifti(r.volume, r.labels, (out / "segmentations" / (study_uid + ".nii")).string());
+    write_label_nifti(volume, r.labels, (out / "segmentations" / (study_uid + ".nii")).string());
   }
   if (o.preview) {
     fs::create_directories(out / "previews");

@@ -1,6 +1,9 @@
 // `cspine synth` through the real binary: options, exit codes, and agreement of what it writes with
 // dcm2niix, an independent DICOM reader.
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
 
 #include <fstream>
 
@@ -63,4 +66,20 @@ TEST(SynthCli, Dcm2niixReadsTheSameVolumes) {
       EXPECT_EQ(a.mismatched, 0u) << ts << " " << study;
     }
   }
+}
+
+// evaluate reads what synth writes: its test labels against its sample submission (the 0.5 baseline).
+TEST(SynthCli, EvaluateScoresTheSampleSubmissionAgainstTheTestLabels) {
+  TempDir tmp;
+  const std::string d = tmp / "d";
+  ASSERT_EQ(synth("-o " + q(d) + " -n 6 --matrix 64 --slices 24 --seed 3 --test-fraction 0.5"), 0);
+  std::string out, err;
+  const int rc = run_command(q(CSPINE_BINARY) + " evaluate --predictions " + q(d + "/sample_submission.csv") + " --labels " +
+                                 q(d + "/test_labels.csv") + " --bootstrap 50 --json " + q(tmp / "e.json"),
+                             &out, &err);
+  ASSERT_EQ(rc, 0) << err;
+  const auto j = nlohmann::json::parse(std::ifstream(tmp / "e.json"));
+  // Constant 0.5: every study's weighted log loss is ln 2, whatever its labels.
+  EXPECT_NEAR(j["competition_score"]["value"].get<double>(), std::log(2.0), 1e-12);
+  EXPECT_EQ(j["studies"].get<int>(), 3);
 }
