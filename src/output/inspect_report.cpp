@@ -82,6 +82,8 @@ std::string inspect_json(const StudyIndex& index, int indent) {
       if (f.ordered) {
         j["tilt_degrees"] = f.order.tilt_degrees;
         j["z_extent_mm"] = f.order.positions.empty() ? 0.0 : f.order.positions.back() - f.order.positions.front();
+        // InstanceNumber 1 at the top of the normal (head for axial series) or at the bottom.
+        j["numbering"] = f.order.reversed_numbering ? "head-first" : "feet-first";
       }
       json xs = json::array(), names = json::array();
       for (const auto& x : s.transfer_syntaxes) {
