@@ -1,17 +1,12 @@
 // The ROC plot: a small software rasteriser (lines, a 5x7 bitmap font) drawing into an RGB buffer that
-// ITK's PNG writer saves. One curve per label; the legend gives each label's AUC.
-#include <itkImage.h>
-#include <itkImageFileWriter.h>
-#include <itkPNGImageIO.h>
-#include <itkRGBPixel.h>
-
+// write_rgb_png saves (ITK's PNG writer). One curve per label; the legend gives each label's AUC.
 #include <cmath>
 #include <cstdio>
 #include <map>
 
 #include "cspine/error.h"
 #include "cspine/evaluate.h"
-#include "util/atomic_file.h"
+#include "image/png_io.h"
 
 namespace cspine {
 
@@ -138,31 +133,14 @@ void write_roc_png(const EvaluationResult& r, const std::string& path) {
     ly += 20;
   }
 
-  using Pixel = itk::RGBPixel<unsigned char>;
-  using Image = itk::Image<Pixel, 2>;
-  auto img = Image::New();
-  Image::RegionType region;
-  region.SetSize({{static_cast<itk::SizeValueType>(S), static_cast<itk::SizeValueType>(S)}});
-  img->SetRegions(region);
-  img->Allocate();
+  std::vector<uint8_t> rgb;
+  rgb.reserve(static_cast<std::size_t>(S) * S * 3);
   for (int y = 0; y < S; ++y)
     for (int x = 0; x < S; ++x) {
       const Rgb& c = cv.at(x, y);
-      Pixel p;
-      p.Set(c.r, c.g, c.b);
-      img->SetPixel({{x, y}}, p);
+      rgb.insert(rgb.end(), {c.r, c.g, c.b});
     }
-  write_atomically(path, [&](const std::string& tmp) {
-    auto writer = itk::ImageFileWriter<Image>::New();
-    writer->SetImageIO(itk::PNGImageIO::New());
-    writer->SetFileName(tmp);
-    writer->SetInput(img);
-    try {
-      writer->Update();
-    } catch (const itk::ExceptionObject& e) {
-      throw OutputError("cannot write '" + path + "': " + e.GetDescription());
-    }
-  });
+  write_rgb_png(path, S, S, rgb);
 }
 
 }  // namespace cspine

@@ -407,7 +407,11 @@ SynthSummary generate_dataset(const SynthOptions& o) {
   std::vector<StudyRecord> records;
   for (int i = 0; i < o.studies; ++i) {
     const bool test = i >= o.studies - n_test;
-    records.push_back(make_study(o, i, test, out, threads));
+    try {
+      records.push_back(make_study(o, i, test, out, threads));
+    } catch (const fs::filesystem_error& e) {
+      throw OutputError("cannot write study " + std::to_string(i + 1) + " under '" + o.out_dir + "': " + e.what());
+    }
     const SynthStudyInfo& s = records.back().info;
     int n_frac = 0;
     for (int f : s.fractured) n_frac += f;

@@ -1,23 +1,14 @@
 #include "synth/preview.h"
 
-#include <itkImage.h>
-#include <itkImageFileWriter.h>
-#include <itkPNGImageIO.h>
-#include <itkRGBPixel.h>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
 
-#include "cspine/error.h"
-#include "util/atomic_file.h"
+#include "image/png_io.h"
 
 namespace cspine::synth {
 
 namespace {
-using Rgb = itk::RGBPixel<unsigned char>;
-using RgbImage = itk::Image<Rgb, 2>;
-
 constexpr std::array<std::array<int, 3>, 11> kColours{{{0, 0, 0},
                                                         {230, 25, 75},
                                                         {60, 180, 75},
@@ -51,29 +42,11 @@ struct Canvas {
         if (x >= 0 && x < w) at(x, y) = {255, 0, 0};
   }
   void write(const std::string& path) const {
-    auto image = RgbImage::New();
-    RgbImage::RegionType region;
-    region.SetSize({{static_cast<itk::SizeValueType>(w), static_cast<itk::SizeValueType>(h)}});
-    image->SetRegions(region);
-    image->Allocate();
-    for (int y = 0; y < h; ++y)
-      for (int x = 0; x < w; ++x) {
-        Rgb p;
-        const auto& c = px[static_cast<std::size_t>(y) * w + x];
-        for (unsigned i = 0; i < 3; ++i) p[i] = static_cast<unsigned char>(std::lround(std::clamp(c[i], 0.0, 255.0)));
-        image->SetPixel({{x, y}}, p);
-      }
-    write_atomically(path, [&](const std::string& tmp) {
-      auto writer = itk::ImageFileWriter<RgbImage>::New();
-      writer->SetImageIO(itk::PNGImageIO::New());
-      writer->SetFileName(tmp);
-      writer->SetInput(image);
-      try {
-        writer->Update();
-      } catch (const itk::ExceptionObject& e) {
-        throw OutputError("cannot write PNG '" + path + "': " + e.GetDescription());
-      }
-    });
+    std::vector<uint8_t> rgb;
+    rgb.reserve(px.size() * 3);
+    for (const auto& c : px)
+      for (double v : c) rgb.push_back(static_cast<uint8_t>(std::lround(std::clamp(v, 0.0, 255.0))));
+    write_rgb_png(path, w, h, rgb);
   }
 };
 }  // namespace
