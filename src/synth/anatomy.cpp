@@ -345,6 +345,15 @@ void build_hyoid(Bone& b, double s) {
   b.parts.push_back(ellipsoid(V3{0, -38, 0} * s, V3{6, 2.5, 4} * s, 1.5));
 }
 
+// Thyroid cartilage (two plates meeting in front of the airway) and the cricoid ring below it; local origin
+// at the centre of the trachea at C5.
+void build_larynx(Bone& b, double s, double airway_rx, double airway_ry) {
+  for (double z = -4.0; z <= 14.0; z += 2.0)  // capsules 2 mm apart, radius 1.3: one continuous plate
+    for (double side : {-1.0, 1.0})
+      b.parts.push_back(capsule(V3{0, -(airway_ry + 9 * s), z * s}, mirror(V3{airway_rx + 9 * s, 3 * s, z * s}, side), 1.3, 1.3, 1.0));
+  chain(b.parts, arc({0, 0, -12 * s}, airway_rx + 3 * s, airway_ry + 3 * s, -12 * s, 0, 360, 12), 1.8, 1.8, 1.0);
+}
+
 void build_clavicles(Bone& b, double s) {
   for (double side : {-1.0, 1.0})
     chain(b.parts, {mirror(V3{20, -48, -14} * s, side), mirror(V3{55, -42, 0} * s, side), mirror(V3{95, -15, 8} * s, side)},
@@ -664,31 +673,6 @@ Phantom make_phantom(Rng& rng, Rng& fracture_rng, const AnatomyOptions& options,
       b.finish();
     }
 
-  // Bone that is not a vertebra: skull base, mandible, hyoid, clavicles, first ribs.
-  auto extra = [&](const char* name, const Bone& attach, auto&& build) {
-    Bone b;
-    b.name = name;
-    b.rot = attach.rot;
-    b.origin = attach.origin;
-    build(b);
-    b.mat = material();
-    b.mat.cortical_hu *= 1.1;
-    b.texture_seed = rng.next();
-    b.finish();
-    ph.bones.push_back(std::move(b));
-  };
-  const Bone c1 = ph.bones[0], c2b = ph.bones[1], c3 = ph.bones[2], t1 = ph.bones[7], t2 = ph.bones[8];
-  extra("skull base", c1, [&](Bone& b) { build_skull_base(b, s); });
-  const double jaw = rng.uniform(-6, 10);
-  extra("mandible", c2b, [&](Bone& b) {
-    build_mandible(b, s);
-    b.origin = b.origin + V3{0, 0, jaw};
-  });
-  extra("hyoid", c3, [&](Bone& b) { build_hyoid(b, s); });
-  extra("clavicles", t1, [&](Bone& b) { build_clavicles(b, s); });
-  extra("first ribs", t1, [&](Bone& b) { build_ribs(b, kLevels[6], s); });
-  extra("second ribs", t2, [&](Bone& b) { build_ribs(b, kLevels[7], s); });
-
   // Track for the soft tissue: C1 (canal centre), then the body centres.
   for (std::size_t i = 0; i < 10; ++i) {
     const Bone& b = ph.bones[i];
@@ -729,6 +713,60 @@ Phantom make_phantom(Rng& rng, Rng& fracture_rng, const AnatomyOptions& options,
   st.shoulder_width = rng.uniform(90, 130) * s;
   ph.noise_sd = rng.uniform(8, 22);
 
+  // Bone that is not a vertebra: skull base, mandible, hyoid, clavicles, first ribs.
+  auto extra = [&](const char* name, const Bone& attach, auto&& build) {
+    Bone b;
+    b.name = name;
+    b.rot = attach.rot;
+    b.origin = attach.origin;
+    build(b);
+    b.mat = material();
+    b.mat.cortical_hu *= 1.1;
+    b.texture_seed = rng.next();
+    b.finish();
+    ph.bones.push_back(std::move(b));
+  };
+  const Bone c1 = ph.bones[0], c2b = ph.bones[1], c3 = ph.bones[2], t1 = ph.bones[7], t2 = ph.bones[8];
+  extra("skull base", c1, [&](Bone& b) { build_skull_base(b, s); });
+  const double jaw = rng.uniform(-6, 10);
+  extra("mandible", c2b, [&](Bone& b) {
+    build_mandible(b, s);
+    b.origin = b.origin + V3{0, 0, jaw};
+  });
+  extra("hyoid", c3, [&](Bone& b) { build_hyoid(b, s); });
+  extra("clavicles", t1, [&](Bone& b) { build_clavicles(b, s); });
+  extra("first ribs", t1, [&](Bone& b) { build_ribs(b, kLevels[6], s); });
+  extra("second ribs", t2, [&](Bone& b) { build_ribs(b, kLevels[7], s); });
+
+  // Calcified laryngeal cartilage and carotid plaque: dense things near the spine that are not bone of it.
+  const TrackPoint c5 = track_at(ph, ph.bones[4].origin.z);
+  const V3 trachea = c5.body + c5.airway_dir * (c5.body_ry + 2 + 12 + st.airway_ry);
+  Bone neck_frame;
+  neck_frame.rot = rot_z(ph.axial_rotation);
+  neck_frame.origin = trachea;
+  if (rng.chance(0.5)) {
+    const double calcified = rng.uniform(250, 650);
+    extra("laryngeal cartilage", neck_frame, [&](Bone& b) { build_larynx(b, s, st.airway_rx, st.airway_ry); });
+    ph.bones.back().mat = {calcified, calcified * 0.45, 1.2, 60};
+    ph.laryngeal_calcification = true;
+  }
+  if (rng.chance(0.2)) {
+    extra("carotid calcification", neck_frame, [&](Bone& b) {
+      const int n = rng.integer(1, 3);
+      for (int i = 0; i < n; ++i) {
+        const double side = rng.chance(0.5) ? 1.0 : -1.0;
+        b.parts.push_back(ellipsoid(V3{side * rng.uniform(20, 26), rng.uniform(4, 10), rng.uniform(5, 25)} * s,
+                                    V3{rng.uniform(0.8, 1.8), rng.uniform(0.8, 1.8), rng.uniform(1.5, 4)}, 0.5));
+      }
+    });
+    ph.bones.back().mat = {rng.uniform(500, 900), rng.uniform(300, 500), 1.0, 30};
+    ph.carotid_calcification = true;
+  }
+  // The scanner table behind the patient: fixed to the scanner, not to the neck.
+  ph.table_y = ph.bones[3].origin.y + st.neck_ry + rng.uniform(15, 40);
+  ph.table_mm = rng.uniform(8, 16);
+  ph.table_hu = rng.uniform(-250, 150);
+
   // Scan coverage: from the skull base to the upper thoracic spine.
   ph.z_top = ph.z_c1_top + rng.uniform(8, 25);
   ph.z_bottom = ph.bones[8].origin.z - rng.uniform(-4, 12);
@@ -768,6 +806,9 @@ SoftSlice soft_slice(const Phantom& ph, const TrackPoint& at) {
   s.skin_hu = st.skin_hu;
   s.fat_hu = st.fat_hu;
   s.muscle_hu = st.muscle_hu;
+  s.table_y = ph.table_y;
+  s.table_mm = ph.table_mm;
+  s.table_hu = ph.table_hu;
   const double z = at.z;
   // Outline: the neck, widening into the head above C1 and into the shoulders below T1.
   double rx = st.neck_rx, ry = st.neck_ry, shift = -10;
@@ -796,6 +837,15 @@ SoftSlice soft_slice(const Phantom& ph, const TrackPoint& at) {
   if (z < ph.z_c2) s.blobs.push_back({at.body.x, at.body.y, at.body_rx * 0.97, at.body_ry * 0.97, st.disc_hu});
   blob(body_front + 18, 26, 6, 5, st.fat_hu);  // parapharyngeal fat
   blob(body_front + 18, -26, 6, 5, st.fat_hu);
+  // Fat planes between the neck muscles: behind the spine in the midline and between the paraspinal
+  // muscles, and around each sternocleidomastoid, which lies in front and to the side.
+  blob(-(at.body_ry + 38), 0, 2.0, 16, st.fat_hu);
+  blob(-(at.body_ry + 30), 17, 1.8, 14, st.fat_hu);
+  blob(-(at.body_ry + 30), -17, 1.8, 14, st.fat_hu);
+  for (double side : {-1.0, 1.0}) {
+    blob(body_front + 6, side * (st.neck_rx - 16), 10.5, 15, st.fat_hu);
+    blob(body_front + 6, side * (st.neck_rx - 16), 8.5, 13, st.muscle_hu + 6);
+  }
   if (z < ph.z_c6 + 8 && z > ph.z_t1_top - 25) {  // thyroid lobes beside the trachea
     blob(body_front + 14 + st.airway_ry, 14 + st.airway_rx * 0.5, 7, 10, st.thyroid_hu);
     blob(body_front + 14 + st.airway_ry, -14 - st.airway_rx * 0.5, 7, 10, st.thyroid_hu);
@@ -821,12 +871,17 @@ double soft_tissue_hu(const SoftSlice& s, double x, double y, double h) {
   // Cheap test first: most pixels are plainly outside.
   const double q = (u * u) / (s.rx * s.rx) + (v * v) / (s.ry * s.ry);
   const double margin = 1.0 + (h + 1.0) / std::min(s.rx, s.ry);
-  if (q > margin * margin) return -1000.0;
+  if (q > margin * margin) {
+    if (y < s.table_y - h || y > s.table_y + s.table_mm + h) return -1000.0;
+    const double d_table = std::abs(y - (s.table_y + 0.5 * s.table_mm)) - 0.5 * s.table_mm;
+    return -1000.0 + (s.table_hu + 1000.0) * coverage(d_table, h);
+  }
   // Deep inside the fat layer: muscle, unless a blob is near.
   const double inner_rx = s.rx - s.skin_mm - s.fat_mm - h - 1, inner_ry = s.ry - s.skin_mm - s.fat_mm - h - 1;
-  double hu = s.muscle_hu;
+  double hu = s.muscle_hu, inside = 1.0;  // inside: how much of the pixel is under the skin
   if (inner_rx <= 0 || inner_ry <= 0 || (u * u) / (inner_rx * inner_rx) + (v * v) / (inner_ry * inner_ry) >= 1.0) {
     const double d_out = sd_ellipse(u, v, s.rx, s.ry);
+    inside = coverage(d_out + s.skin_mm, h);
     hu = -1000.0 + (s.skin_hu + 1000.0) * coverage(d_out, h);
     hu += (s.fat_hu - hu) * coverage(d_out + s.skin_mm, h);
     hu += (s.muscle_hu - hu) * coverage(d_out + s.skin_mm + s.fat_mm, h);
@@ -836,7 +891,7 @@ double soft_tissue_hu(const SoftSlice& s, double x, double y, double h) {
     if (std::abs(x - b.x) > reach || std::abs(y - b.y) > reach) continue;
     double eu, ev;
     local(b.x, b.y, eu, ev);
-    hu += (b.hu - hu) * coverage(sd_ellipse(eu, ev, b.rx, b.ry), h);
+    hu += (b.hu - hu) * coverage(sd_ellipse(eu, ev, b.rx, b.ry), h) * inside;
   }
   return hu;
 }

@@ -103,6 +103,8 @@ struct Phantom {
   double z_top = 0, z_bottom = 0;
   bool osteoporotic = false;
   int osteophyte_levels = 0, sclerotic_spots = 0;
+  bool laryngeal_calcification = false, carotid_calcification = false;
+  double table_y = 1e9, table_mm = 10, table_hu = 0;
   double scale = 1.0;
 };
 
@@ -124,6 +126,7 @@ struct SoftSlice {
   double cos_r = 1, sin_r = 0;
   double cx = 0, cy = 0, rx = 1, ry = 1;  // outline centre (world) and semi-axes
   double skin_mm = 2, fat_mm = 8, skin_hu = 40, fat_hu = -100, muscle_hu = 50;
+  double table_y = 1e9, table_mm = 10, table_hu = 0;  // scanner table: world y of its top surface
   std::vector<Blob> blobs;  // drawn in order over the muscle
 };
 SoftSlice soft_slice(const Phantom& ph, const TrackPoint& at);

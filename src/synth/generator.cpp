@@ -297,6 +297,8 @@ StudyRecord make_study(const SynthOptions& o, int index, bool test, const fs::pa
                {"osteoporotic", ph.osteoporotic},
                {"osteophyte_levels", ph.osteophyte_levels},
                {"sclerotic_spots", ph.sclerotic_spots},
+               {"laryngeal_calcification", ph.laryngeal_calcification},
+               {"carotid_calcification", ph.carotid_calcification},
                {"fractured", info.fractured},
                {"fractures", fj},
                {"boxes", boxes}};
