@@ -20,6 +20,10 @@ private:
 struct InputError : Error {
   explicit InputError(const std::string& m) : Error(ExitCode::input_not_found, m) {}
 };
+// An input file was read but its content is invalid (a CSV row, a JSON field): names the file, line and row.
+struct InvalidInputError : Error {
+  explicit InvalidInputError(const std::string& m) : Error(ExitCode::invalid_input, m) {}
+};
 // Files were found but none was usable DICOM.
 struct NoDicomError : Error {
   explicit NoDicomError(const std::string& m) : Error(ExitCode::no_dicom, m) {}

@@ -13,6 +13,7 @@ enum class ExitCode : int {
   unusable_series = 5,
   output_error = 6,
   partial = 7,
+  invalid_input = 8,
   interrupted = 130,
 };
 
@@ -33,6 +34,8 @@ inline constexpr ExitCodeInfo kExitCodes[] = {
      "DICOM was found but no series can make a CT volume (the message names the file and what is missing)"},
     {ExitCode::output_error, "output-error", "an output file or folder could not be written"},
     {ExitCode::partial, "partial", "batch commands: some studies succeeded and some failed (each failure is logged and reported)"},
+    {ExitCode::invalid_input, "invalid-input",
+     "an input file was read but its content is invalid (the message names the file, line and row)"},
     {ExitCode::interrupted, "interrupted", "batch commands: interrupted by SIGINT or SIGTERM; finished studies were saved"},
 };
 

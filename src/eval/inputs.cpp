@@ -75,12 +75,12 @@ struct Csv {
   }
   std::size_t require(const std::string& name, const std::string& why) const {
     auto c = column(name);
-    if (!c) throw InputError(path + ": no column '" + name + "' in the header" + why);
+    if (!c) throw InvalidInputError(path + ": no column '" + name + "' in the header" + why);
     return *c;
   }
   const std::string& field(const CsvLine& r, std::size_t col) const {
     if (col >= r.fields.size())
-      throw InputError(where(r.number) + ": " + std::to_string(r.fields.size()) + " fields, expected at least " +
+      throw InvalidInputError(where(r.number) + ": " + std::to_string(r.fields.size()) + " fields, expected at least " +
                        std::to_string(col + 1));
     return r.fields[col];
   }
@@ -102,7 +102,7 @@ Csv read_csv(const std::string& path, const char* what) {
     if (!header) {
       for (std::size_t i = 0; i < fields.size(); ++i) {
         if (csv.columns.count(fields[i]))
-          throw InputError(csv.where(number) + ": column '" + fields[i] + "' appears twice in the header");
+          throw InvalidInputError(csv.where(number) + ": column '" + fields[i] + "' appears twice in the header");
         csv.columns[fields[i]] = i;
       }
       header = true;
@@ -110,7 +110,7 @@ Csv read_csv(const std::string& path, const char* what) {
     }
     csv.rows.push_back({number, std::move(fields)});
   }
-  if (!header) throw InputError(path + ": empty file (no header)");
+  if (!header) throw InvalidInputError(path + ": empty file (no header)");
   return csv;
 }
 
@@ -121,9 +121,9 @@ double parse_probability(const Csv& csv, const CsvLine& r, const std::string& te
   errno = 0;
   const double v = std::strtod(s, &end);
   const std::string where = csv.where(r.number) + ": row '" + row_name + "': ";
-  if (text.empty() || end == s || *end != '\0') throw InputError(where + "value '" + text + "' is not a number");
-  if (std::isnan(v)) throw InputError(where + "value is NaN");
-  if (!(v >= 0.0 && v <= 1.0)) throw InputError(where + "value " + text + " is outside [0, 1]");
+  if (text.empty() || end == s || *end != '\0') throw InvalidInputError(where + "value '" + text + "' is not a number");
+  if (std::isnan(v)) throw InvalidInputError(where + "value is NaN");
+  if (!(v >= 0.0 && v <= 1.0)) throw InvalidInputError(where + "value " + text + " is outside [0, 1]");
   return v;
 }
 
@@ -139,9 +139,9 @@ LabelSet read_labels(const std::string& path) {
   std::map<std::string, int> first_line;
   for (const auto& r : csv.rows) {
     const std::string& uid = csv.field(r, uid_col);
-    if (uid.empty()) throw InputError(csv.where(r.number) + ": empty StudyInstanceUID");
+    if (uid.empty()) throw InvalidInputError(csv.where(r.number) + ": empty StudyInstanceUID");
     if (auto it = first_line.find(uid); it != first_line.end())
-      throw InputError(csv.where(r.number) + ": study '" + uid + "' is duplicated (first at line " +
+      throw InvalidInputError(csv.where(r.number) + ": study '" + uid + "' is duplicated (first at line " +
                        std::to_string(it->second) + ")");
     first_line[uid] = r.number;
     Row y{};
@@ -150,7 +150,7 @@ LabelSet read_labels(const std::string& path) {
       char* end = nullptr;
       const double d = std::strtod(v.c_str(), &end);
       if (v.empty() || *end != '\0' || !(d == 0.0 || d == 1.0))
-        throw InputError(csv.where(r.number) + ": study '" + uid + "': " + kLabelNames[k] + " is '" + v +
+        throw InvalidInputError(csv.where(r.number) + ": study '" + uid + "': " + kLabelNames[k] + " is '" + v +
                          "', expected 0 or 1");
       y[k] = d;
     }
@@ -158,7 +158,7 @@ LabelSet read_labels(const std::string& path) {
     set.uids.push_back(uid);
     set.y.push_back(y);
   }
-  if (set.uids.empty()) throw InputError(path + ": no labelled study");
+  if (set.uids.empty()) throw InvalidInputError(path + ": no labelled study");
   return set;
 }
 
@@ -181,10 +181,10 @@ std::vector<Row> read_predictions(const std::string& path, const LabelSet& label
   auto store = [&](const CsvLine& r, const std::string& row, const std::string& uid, int k, double v) {
     auto it = labels.index.find(uid);
     if (it == labels.index.end())
-      throw InputError(csv.where(r.number) + ": row '" + row + "': study '" + uid + "' is not in the labels");
+      throw InvalidInputError(csv.where(r.number) + ": row '" + row + "': study '" + uid + "' is not in the labels");
     int& seen = line_of[it->second][k];
     if (seen)
-      throw InputError(csv.where(r.number) + ": row '" + row + "' is duplicated (first at line " +
+      throw InvalidInputError(csv.where(r.number) + ": row '" + row + "' is duplicated (first at line " +
                        std::to_string(seen) + ")");
     seen = r.number;
     p[it->second][k] = v;
@@ -198,7 +198,7 @@ std::vector<Row> read_predictions(const std::string& path, const LabelSet& label
       const std::string& row = csv.field(r, id_col);
       const auto split = split_row_id(row);
       if (!split)
-        throw InputError(csv.where(r.number) + ": row '" + row +
+        throw InvalidInputError(csv.where(r.number) + ": row '" + row +
                          "': row_id must end in _patient_overall or _C1.._C7");
       const double v = parse_probability(csv, r, csv.field(r, v_col), row);
       store(r, row, split->first, split->second, v);
@@ -217,7 +217,7 @@ std::vector<Row> read_predictions(const std::string& path, const LabelSet& label
       }
     }
   } else {
-    throw InputError(path + ": the header has neither row_id,fractured (Kaggle) nor StudyInstanceUID (wide)");
+    throw InvalidInputError(path + ": the header has neither row_id,fractured (Kaggle) nor StudyInstanceUID (wide)");
   }
 
   // Name the first labelled study without (all of) its predictions, and say how many there are.
@@ -231,7 +231,7 @@ std::vector<Row> read_predictions(const std::string& path, const LabelSet& label
     if (incomplete++ == 0) first = i, missing = names;
   }
   if (incomplete)
-    throw InputError(path + ": labelled study '" + labels.uids[first] + "' has no prediction for " + missing +
+    throw InvalidInputError(path + ": labelled study '" + labels.uids[first] + "' has no prediction for " + missing +
                      " (the score needs all 8 labels of every labelled study)" +
                      (incomplete > 1 ? "; " + std::to_string(incomplete - 1) + " more labelled studies lack predictions"
                                      : std::string()));
@@ -249,7 +249,7 @@ std::map<std::string, std::vector<int>> read_box_slices(const std::string& path)
     char* end = nullptr;
     const double v = std::strtod(s.c_str(), &end);
     if (s.empty() || *end != '\0' || !std::isfinite(v) || v != std::floor(v))
-      throw InputError(csv.where(r.number) + ": study '" + uid + "': slice_number '" + s + "' is not an integer");
+      throw InvalidInputError(csv.where(r.number) + ": study '" + uid + "': slice_number '" + s + "' is not an integer");
     out[uid].push_back(static_cast<int>(v));
   }
   return out;
@@ -262,10 +262,10 @@ std::map<std::string, ReportStudy> read_report(const std::string& path) {
   try {
     doc = json::parse(text);
   } catch (const json::exception& e) {
-    throw InputError(path + ": not valid JSON: " + e.what());
+    throw InvalidInputError(path + ": not valid JSON: " + e.what());
   }
   if (!doc.is_object() || !doc.contains("studies") || !doc["studies"].is_array())
-    throw InputError(path + ": required field 'studies' (an array) is missing");
+    throw InvalidInputError(path + ": required field 'studies' (an array) is missing");
   auto opt_int = [](const json& j) -> std::optional<int> {
     if (j.is_number()) return static_cast<int>(std::lround(j.get<double>()));
     return std::nullopt;
@@ -275,17 +275,17 @@ std::map<std::string, ReportStudy> read_report(const std::string& path) {
   for (const auto& s : doc["studies"]) {
     const std::string where = path + ": studies[" + std::to_string(i++) + "]";
     if (!s.is_object() || !s.contains("study_uid") || !s["study_uid"].is_string())
-      throw InputError(where + ": required field 'study_uid' (a string) is missing");
+      throw InvalidInputError(where + ": required field 'study_uid' (a string) is missing");
     const std::string uid = s["study_uid"].get<std::string>();
-    if (out.count(uid)) throw InputError(where + ": study '" + uid + "' is listed twice");
+    if (out.count(uid)) throw InvalidInputError(where + ": study '" + uid + "' is listed twice");
     if (!s.contains("vertebrae") || !s["vertebrae"].is_object())
-      throw InputError(where + " ('" + uid + "'): required field 'vertebrae' (an object) is missing");
+      throw InvalidInputError(where + " ('" + uid + "'): required field 'vertebrae' (an object) is missing");
     ReportStudy st;
     for (int v = 0; v < 7; ++v) {
       const std::string name = kLabelNames[v + 1];
       if (!s["vertebrae"].contains(name)) continue;
       const json& j = s["vertebrae"][name];
-      if (!j.is_object()) throw InputError(where + " ('" + uid + "'): vertebrae." + name + " is not an object");
+      if (!j.is_object()) throw InvalidInputError(where + " ('" + uid + "'): vertebrae." + name + " is not an object");
       ReportVertebra rv;
       if (j.contains("probability") && j["probability"].is_number()) rv.probability = j["probability"].get<double>();
       if (j.contains("key_slice") && j["key_slice"].is_object() && j["key_slice"].contains("slice_number"))
