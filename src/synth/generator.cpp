@@ -3,6 +3,7 @@
 // the seed and the study's index, so a study is the same whatever else is generated with it.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -97,6 +98,26 @@ struct StudyRecord {
 nlohmann::json v3_json(synth::V3 v) {
   auto r = [](double x) { return std::round(x * 1000.0) / 1000.0; };
   return nlohmann::json::array({r(v.x), r(v.y), r(v.z)});
+}
+
+// The competition's segmentations are stored with the rows flipped (orientation LAS, as dcm2niix writes) and
+// the slices from the feet up; notebooks read them as seg[:, ::-1, ::-1].transpose(2, 1, 0). Ours are stored
+// the same way, with an exact affine, so that header-aware readers and code written for the real files both
+// line up (and a reader that ignores the header is wrong in the same way).
+void write_segmentation(const Volume& ct, const std::vector<uint8_t>& labels, const std::string& path) {
+  Volume geometry;
+  geometry.size = ct.size;
+  geometry.spacing = ct.spacing;
+  const auto last_row = ct.voxel_to_lps(0, ct.size[1] - 1, 0);
+  geometry.origin = {last_row[0], last_row[1], last_row[2]};
+  geometry.direction = ct.direction;
+  for (int r = 0; r < 3; ++r) geometry.direction[static_cast<std::size_t>(r * 3 + 1)] *= -1.0;
+  std::vector<uint8_t> flipped(labels.size());
+  const std::size_t cols = static_cast<std::size_t>(ct.size[0]), rows = static_cast<std::size_t>(ct.size[1]);
+  for (std::size_t k = 0; k < static_cast<std::size_t>(ct.size[2]); ++k)
+    for (std::size_t j = 0; j < rows; ++j)
+      std::copy_n(labels.data() + (k * rows + j) * cols, cols, flipped.data() + (k * rows + (rows - 1 - j)) * cols);
+  write_label_nifti(geometry, flipped, path);
 }
 
 StudyRecord make_study(const SynthOptions& o, int index, bool test, const fs::path& out, int threads) {
@@ -271,7 +292,7 @@ StudyRecord make_study(const SynthOptions& o, int index, bool test, const fs::pa
   fs::rename(partial, final_dir);
   if (!test) {
     fs::create_directories(out / "segmentations");
-    write_label_nifti(volume, r.labels, (out / "segmentations" / (study_uid + ".nii")).string());
+    write_segmentation(volume, r.labels, (out / "segmentations" / (study_uid + ".nii")).string());
   }
   if (o.preview) {
     fs::create_directories(out / "previews");

@@ -158,6 +158,7 @@ TEST(Synth, LabelsAndBoxesAgreeWithWhatTheFracturesChanged) {
     const Volume seg = read_nifti(tmp / ("with/segmentations/" + uid + ".nii"));
     ASSERT_EQ(fa.volume.size, fb.volume.size);
     ASSERT_EQ(seg.size, fa.volume.size);
+    EXPECT_LT(seg.direction[4], 0.0) << "rows are stored flipped, as in the competition's files";
     // slice_number (file name) of each volume slice.
     std::vector<int> slice_number;
     for (const auto& f : fa.slice_files) slice_number.push_back(std::stoi(fs::path(f).stem().string()));
@@ -184,7 +185,11 @@ TEST(Synth, LabelsAndBoxesAgreeWithWhatTheFracturesChanged) {
         for (int i = 0; i < va.size[0]; ++i) {
           if (std::abs(va.at(i, j, k) - fb.volume.at(i, j, k)) <= 100) continue;
           ++changed;
-          const int label = seg.at(i, j, k);
+          // The segmentation is stored in its own layout (rows flipped, like the competition's): go through
+          // patient space.
+          const auto s_idx = lps_to_index(seg, va.voxel_to_lps(i, j, k));
+          const int label = seg.at(static_cast<int>(std::lround(s_idx[0])), static_cast<int>(std::lround(s_idx[1])),
+                                   static_cast<int>(std::lround(s_idx[2])));
           if (label >= 1 && label <= 7) ++changed_in_label[static_cast<std::size_t>(label)];
           bool in_box = false;
           for (std::size_t bi = 0; bi < study_boxes.size(); ++bi) {

@@ -96,3 +96,10 @@ def test_nibabel_masks_align_with_bone_through_the_headers(datasets):
         bone = np.mean(vol[k, row, col] > 150)
         assert bone >= 0.95, f"{study.name}: only {bone:.3f} of labelled voxels are bone"
         assert set(np.unique(lab)) >= set(range(0, 10))
+        # Stored like the competition's files: LAS, slices from the feet up. The recipe notebooks use on those,
+        # seg[:, ::-1, ::-1].transpose(2, 1, 0), gives the mask in (slice from the top, row, column) order.
+        assert nib.aff2axcodes(seg.affine) == ("L", "A", "S")
+        recipe = lab[:, ::-1, ::-1].transpose(2, 1, 0)
+        top_down = vol[::-1]
+        assert recipe.shape == top_down.shape
+        assert np.mean(top_down[recipe > 0] > 150) >= 0.95
