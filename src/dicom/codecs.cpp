@@ -1,6 +1,7 @@
 #include "dicom/codecs.h"
 
 #include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcdict.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcrleerg.h>
 #include <dcmtk/dcmdata/dcxfer.h>
@@ -14,6 +15,7 @@
 #include <gdcmImageReader.h>
 #include <gdcmImageWriter.h>
 
+#include <cstdlib>
 #include <mutex>
 #include <string>
 
@@ -22,7 +24,23 @@
 
 namespace cspine::dicom {
 
+namespace {
+// DCMTK reads its data dictionary from files at run time (Debian: DCM_DICT_DEFAULT_PATH, or DCMDICTPATH).
+// Without it every tag lookup fails, so implicit VR files and most writing go wrong in confusing ways: say
+// so plainly instead.
+void check_dictionary() {
+  static const bool loaded = dcmDataDict.isDictionaryLoaded();
+  if (loaded) return;
+  const char* env = std::getenv("DCMDICTPATH");
+  throw Error(ExitCode::internal,
+              std::string("DCMTK's DICOM data dictionary could not be loaded from ") +
+                  (env ? "DCMDICTPATH='" + std::string(env) + "'" : std::string("'") + DCM_DICT_DEFAULT_PATH + "'") +
+                  ": install DCMTK's data files (Debian: libdcmtk17) or set DCMDICTPATH to a dicom.dic");
+}
+}  // namespace
+
 void ensure_codecs() {
+  check_dictionary();
   static std::once_flag once;
   std::call_once(once, [] {
     // DCMTK logs to its own logger; cspine reports what matters through its warnings instead.

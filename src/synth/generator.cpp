@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "cspine/dicom_writer.h"
+#include "dicom/codecs.h"
 #include "cspine/error.h"
 #include "cspine/synth.h"
 #include "cspine/volume.h"
@@ -421,6 +422,7 @@ SynthSummary generate_dataset(const SynthOptions& o) {
   if (o.difficulty < 0 || o.difficulty > 1) throw UsageError("--difficulty must be in [0, 1]");
   if (o.transfer_syntax != "mix" && !parse_transfer_syntax(o.transfer_syntax))
     throw UsageError("unknown transfer syntax '" + o.transfer_syntax + "'");
+  dicom::ensure_codecs();  // fails plainly, before anything is written, when DCMTK's dictionary is missing
   prepare_output(o);
   const auto t0 = std::chrono::steady_clock::now();
   const fs::path out(o.out_dir);

@@ -46,6 +46,19 @@ TEST(Cli, BrokenBackendPluginIsAClearError) {
   EXPECT_NE(out.find("LibTorch backend unavailable: cannot load the model backend"), std::string::npos) << out;
 }
 
+// A cspine moved to a machine without DCMTK's data files must say so, not fail on the first tag it writes.
+TEST(Cli, MissingDcmtkDictionaryIsAClearError) {
+  TempDir tmp;
+  std::string out, err;
+  const int rc = run_command("DCMDICTPATH=" + q(tmp / "nowhere.dic") + " " + q(bin()) + " synth -o " + q(tmp / "d") +
+                                 " -n 1 --matrix 64 --slices 16",
+                             &out, &err);
+  EXPECT_EQ(rc, 1);
+  EXPECT_NE(err.find("data dictionary"), std::string::npos) << err;
+  EXPECT_NE(err.find("nowhere.dic"), std::string::npos) << err;
+  EXPECT_FALSE(fs::exists(tmp / "d")) << "nothing is written before the check";
+}
+
 TEST(Cli, ExitCodeUsage) {
   EXPECT_EQ(run_cspine("inspect --no-such-flag x"), 2);
   EXPECT_EQ(run_cspine(""), 2);
