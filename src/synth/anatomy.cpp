@@ -264,6 +264,11 @@ void build_subaxial(Bone& b, const LevelSize& L, double s, Rng& rng) {
   }
   const V3 sp0{0, ry + ap + 2.5 * s, -1.5};
   const V3 sp1 = sp0 + V3{0, L.spinous_len, -L.spinous_drop} * s;
+  b.lamina_mid = (V3{cw / 2 + 2.5 * s, ry + 9.5 * s, -1} + sp0) * 0.5;
+  b.pedicle_mid = (V3{rx * 0.55, ry - 1.0, 0.5} + V3{cw / 2 + 1.5 * s, ry + 4.5 * s, 0.5}) * 0.5;
+  b.pillar_centre = {cw / 2 + 4 * s, ry + 6.5 * s, 0};
+  b.spinous_base = sp0;
+  b.spinous_tip = sp1;
   b.parts.push_back(capsule(sp0, sp1, 2.8 * s, 2.0 * s, 1.5));
   if (L.label >= 3 && L.label <= 6)  // bifid spinous processes
     for (double side : {-1.0, 1.0}) b.parts.push_back(capsule(sp1, sp1 + mirror(V3{3, 2.5, -1} * s, side), 1.8 * s, 1.5 * s, 1.0));
@@ -289,6 +294,11 @@ void build_c2(Bone& b, double s, Rng& rng, double& dens_top) {
     b.parts.push_back(capsule(V3{0, 40, -10} * s, mirror(V3{4, 42, -9} * s, side), 2.6 * s, 2.0 * s, 1.2));  // bifid tip
   }
   b.parts.push_back(capsule(V3{0, 27, -4} * s, V3{0, 40, -10} * s, 4.0 * s, 2.8 * s, 1.5));
+  b.lamina_mid = V3{6, 22.5, -3.5} * s;
+  b.pedicle_mid = V3{9.5, 10.5, -0.5} * s;
+  b.pillar_centre = V3{13, 16, -4} * s;
+  b.spinous_base = V3{0, 27, -4} * s;
+  b.spinous_tip = V3{0, 40, -10} * s;
   b.parts.push_back(hole(capsule({0, ry + 0.5, 0.3}, {0, ry - 5.0 * s, 0.3}, 0.8, 0.5)));
 }
 
@@ -484,21 +494,20 @@ void add_fracture(Bone& b, Rng& rng, double difficulty, double s) {
     b.fractures.push_back(f);
   } else if (u < 0.85 || !thoracic_or_c7) {  // posterior arch: lamina, pedicle or pillar
     const double side = rng.chance(0.5) ? 1.0 : -1.0;
-    const double cw = b.local_hi.x > 0 ? std::max(10.0, r.x * 1.3) : 12.0;
     const int which = rng.integer(0, 2);
     V3 c, n;
     std::string site;
-    if (which == 0) {
+    if (which == 0) {  // across the lamina
       site = "lamina";
-      c = mirror({cw * 0.55, r.y + 13 * s, -1}, side);
-      n = mirror({1, -0.7, 0.2}, side);
-    } else if (which == 1) {
+      c = mirror(b.lamina_mid, side);
+      n = normalized(mirror(b.lamina_mid - b.spinous_base, side));
+    } else if (which == 1) {  // across the pedicle
       site = "pedicle";
-      c = mirror({r.x * 0.9, r.y + 2.5 * s, 0.5}, side);
+      c = mirror(b.pedicle_mid, side);
       n = mirror({0.5, 1, 0}, side);
-    } else {
+    } else {  // through the articular pillar, roughly horizontal
       site = "articular pillar";
-      c = mirror({cw + 2 * s, r.y + 6.5 * s, 0}, side);
+      c = mirror(b.pillar_centre, side);
       n = {0.1, 0.3, 1};
     }
     b.fractures.push_back(line_through(site, c, jitter(n, rng, 0.3), c, V3{6, 6, 7} * s, subtle, rng));
@@ -507,16 +516,7 @@ void add_fracture(Bone& b, Rng& rng, double difficulty, double s) {
     f.kind = FractureKind::fragment;
     f.site = "spinous process";
     f.subtle = subtle;
-    // Mid-shaft of the spinous process, found from the part list: the longest capsule on the midline.
-    V3 a{0, 0, 0}, e{0, 0, 0};
-    double best = 0;
-    for (const Part& p : b.parts)
-      if (p.shape == PartShape::capsule && !p.subtract && std::abs(p.a.x) < 0.1 && std::abs(p.b.x) < 0.1 &&
-          length(p.b - p.a) > best) {
-        best = length(p.b - p.a);
-        a = p.a;
-        e = p.b;
-      }
+    const V3 a = b.spinous_base, e = b.spinous_tip;
     f.p0 = a + (e - a) * rng.uniform(0.4, 0.6);
     f.n = normalized(jitter(e - a, rng, 0.3));
     f.gap = gap_mm(rng, subtle);

@@ -64,6 +64,8 @@ struct Bone {
   V3 local_lo, local_hi;  // local bounding box of all parts
   uint64_t texture_seed = 0;
   V3 body_r;  // semi-axes and half height of the body (vertebrae with a body)
+  // Where fractures of the posterior elements go, set by the builder (left side, x > 0; mirrored for the right).
+  V3 lamina_mid, pedicle_mid, pillar_centre, spinous_base, spinous_tip;
 
   void finish();  // bounding spheres and box; call after the parts are set
   // Signed distance at a local point, with or without the fractures drawn.
