@@ -41,4 +41,9 @@ struct UsageError : Error {
   explicit UsageError(const std::string& m) : Error(ExitCode::usage, m) {}
 };
 
+// A batch command stopped by SIGINT or SIGTERM after saving what it had finished.
+struct InterruptedError : Error {
+  explicit InterruptedError(const std::string& m) : Error(ExitCode::interrupted, m) {}
+};
+
 }  // namespace cspine

@@ -4,6 +4,7 @@
 #include "cspine/error.h"
 #include "cspine/runtime.h"
 #include "cspine/synth.h"
+#include "util/interrupt.h"
 
 namespace cspine::cli {
 
@@ -53,6 +54,7 @@ void add_synth(CLI::App& app, Runner& run) {
       const auto d = parse_difficulty(opt->difficulty);
       if (!d) throw UsageError("--difficulty must be easy, normal, hard or a number in [0, 1], not '" + opt->difficulty + "'");
       o.difficulty = *d;
+      install_interrupt_handlers();  // Ctrl-C: finished studies stay, the one in progress is removed
       const SynthSummary summary = generate_dataset(o);
       char seconds[32];
       std::snprintf(seconds, sizeof seconds, "%.1f", summary.seconds);

@@ -20,6 +20,7 @@
 #include "synth/preview.h"
 #include "synth/render.h"
 #include "util/atomic_file.h"
+#include "util/interrupt.h"
 #include "util/log.h"
 #include "util/parallel.h"
 
@@ -246,6 +247,7 @@ StudyRecord make_study(const SynthOptions& o, int index, bool test, const fs::pa
   char patient[32];
   std::snprintf(patient, sizeof patient, "SYNTH-%06d", index + 1);
   parallel_for(static_cast<std::size_t>(g.slices), threads, [&](std::size_t ks) {
+    throw_if_interrupted();
     const int k = static_cast<int>(ks);
     CtSliceSpec s;
     s.patient_id = patient;
@@ -433,7 +435,17 @@ SynthSummary generate_dataset(const SynthOptions& o) {
   for (int i = 0; i < o.studies; ++i) {
     const bool test = i >= o.studies - n_test;
     try {
+      throw_if_interrupted();
       records.push_back(make_study(o, i, test, out, threads));
+    } catch (const InterruptedError& e) {
+      // The study in progress never reaches its final name; its hidden folder goes, the tables already hold
+      // every finished study.
+      std::error_code ec;
+      for (const char* split : {"train_images", "test_images"})
+        for (const auto& entry : fs::directory_iterator(out / split, ec))
+          if (entry.path().filename().string().rfind(".partial-", 0) == 0) fs::remove_all(entry.path(), ec);
+      throw InterruptedError(std::string(e.what()) + ": " + std::to_string(records.size()) + " of " +
+                             std::to_string(o.studies) + " studies finished and saved in " + o.out_dir);
     } catch (const fs::filesystem_error& e) {
       throw OutputError("cannot write study " + std::to_string(i + 1) + " under '" + o.out_dir + "': " + e.what());
     }

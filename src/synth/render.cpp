@@ -5,6 +5,7 @@
 #include <cmath>
 #include <mutex>
 
+#include "util/interrupt.h"
 #include "util/parallel.h"
 
 namespace cspine::synth {
@@ -63,6 +64,7 @@ Rendered render(const Phantom& ph, const Grid& g, uint64_t noise_seed, int threa
   std::mutex mutex;
 
   parallel_for(static_cast<std::size_t>(g.slices), threads, [&](std::size_t ks) {
+    throw_if_interrupted();
     const int k = static_cast<int>(ks);
     const double z = g.origin.z + k * g.slice_mm;
     const SoftSlice soft_plane = soft_slice(ph, track_at(ph, z));

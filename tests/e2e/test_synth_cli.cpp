@@ -83,3 +83,30 @@ TEST(SynthCli, EvaluateScoresTheSampleSubmissionAgainstTheTestLabels) {
   EXPECT_NEAR(j["competition_score"]["value"].get<double>(), std::log(2.0), 1e-12);
   EXPECT_EQ(j["studies"].get<int>(), 3);
 }
+
+// Ctrl-C in the middle of a run: exit 130, every finished study complete and in the tables, nothing half
+// written left behind.
+TEST(SynthCli, InterruptKeepsFinishedStudiesAndRemovesTheOneInProgress) {
+  TempDir tmp;
+  const std::string d = tmp / "d";
+  std::string out;
+  run_command("(" + q(CSPINE_BINARY) + " -q synth -o " + q(d) +
+                  " -n 400 --matrix 128 --slices 96 --test-fraction 0 --seed 2 & pid=$!; sleep 1.5; kill -INT $pid; "
+                  "wait $pid; echo rc=$?)",
+              &out);
+  ASSERT_NE(out.find("rc=130"), std::string::npos) << out;
+  int studies = 0;
+  for (const auto& e : fs::directory_iterator(d + "/train_images")) {
+    EXPECT_NE(e.path().filename().string().rfind(".partial-", 0), 0u) << "half-written study left: " << e.path();
+    int files = 0;
+    for (const auto& f : fs::directory_iterator(e.path())) files += f.is_regular_file();
+    EXPECT_EQ(files, 96) << e.path();
+    ++studies;
+  }
+  EXPECT_GT(studies, 0);
+  EXPECT_LT(studies, 400);
+  std::ifstream csv(d + "/train.csv");
+  int rows = -1;  // header
+  for (std::string line; std::getline(csv, line);) ++rows;
+  EXPECT_EQ(rows, studies) << "train.csv lists exactly the finished studies";
+}
