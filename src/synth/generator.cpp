@@ -8,14 +8,14 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <map>
+#include <optional>
 #include <sstream>
 
 #include "cspine/dicom_writer.h"
-#include "dicom/codecs.h"
 #include "cspine/error.h"
 #include "cspine/synth.h"
 #include "cspine/volume.h"
+#include "dicom/codecs.h"
 #include "synth/anatomy.h"
 #include "synth/preview.h"
 #include "synth/render.h"
@@ -122,6 +122,180 @@ void write_segmentation(const Volume& ct, const std::vector<uint8_t>& labels, co
   write_label_nifti(geometry, flipped, path);
 }
 
+// How one study is acquired: everything about it that is not anatomy. Drawn after the phantom, in this order.
+struct Acquisition {
+  synth::Grid grid;
+  double fov = 0;
+  const Storage* storage = nullptr;
+  bool head_first = false;
+  TransferSyntax syntax = TransferSyntax::explicit_little;
+  std::pair<double, double> window;
+  std::string kernel, study_uid, series_uid, date, patient_id;
+  int age = 0;
+  bool female = false;
+  int instance_of(int k) const { return head_first ? grid.slices - k : k + 1; }
+};
+
+Acquisition choose_acquisition(const SynthOptions& o, const synth::Phantom& ph, Rng& rng, uint64_t study_seed, int index) {
+  Acquisition a;
+  a.fov = rng.uniform(140, 250);
+  synth::Grid& g = a.grid;
+  g.columns = g.rows = o.matrix;
+  g.pixel_mm = a.fov / o.matrix;
+  const double span = ph.z_top - ph.z_bottom;
+  if (o.slices > 0) {
+    g.slices = o.slices;
+    g.slice_mm = span / std::max(1, o.slices - 1);
+  } else {
+    // 0.5-1 mm at 512, coarser with the matrix (at most 3 mm); 150-400 slices at 512, fewer with the matrix.
+    const double choices[] = {0.5, 0.625, 0.8, 1.0};
+    g.slice_mm = std::min(3.0, rng.pick(choices) * std::max(1.0, 512.0 / o.matrix));
+    const double factor = o.matrix / 512.0;
+    const int lo = std::max(16, static_cast<int>(150 * factor)), hi = std::max(24, static_cast<int>(400 * factor));
+    g.slices = std::clamp(static_cast<int>(std::lround(span / g.slice_mm)) + 1, lo, hi);
+    g.slice_mm = span / (g.slices - 1);
+  }
+  // The field of view is centred near C4, off by a little as a technologist would leave it.
+  const synth::TrackPoint c4 = synth::track_at(ph, ph.bones[3].origin.z);
+  const double cx = c4.body.x + rng.uniform(-10, 10), cy = c4.body.y + rng.uniform(-20, 5);
+  g.origin = {cx - 0.5 * (g.columns - 1) * g.pixel_mm, cy - 0.5 * (g.rows - 1) * g.pixel_mm, ph.z_bottom};
+  a.storage = &kStorages[rng.next() % std::size(kStorages)];
+  a.head_first = rng.chance(0.5);
+  a.syntax = pick_syntax(o.transfer_syntax, rng);
+  const std::pair<double, double> windows[] = {{400, 1800}, {500, 2000}, {40, 400}, {300, 1500}};
+  a.window = rng.pick(windows);
+  const char* kernels[] = {"BONE", "B70s", "YC", "D", "BONEPLUS"};
+  a.kernel = rng.pick(kernels);
+  a.study_uid = synth::derived_uid(study_seed, 1);
+  a.series_uid = synth::derived_uid(study_seed, 2);
+  const int day = rng.integer(1, 28), month = rng.integer(1, 12);
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "2026%02d%02d", month, day);
+  a.date = buf;
+  std::snprintf(buf, sizeof buf, "SYNTH-%06d", index + 1);
+  a.patient_id = buf;
+  a.age = rng.integer(18, 90);
+  a.female = rng.chance(0.4);
+  return a;
+}
+
+// Outside the reconstruction circle the scanner stores its own value (or padding); labels are unaffected.
+void apply_reconstruction_circle(Volume& v, const Acquisition& a) {
+  const synth::Grid& g = a.grid;
+  const double radius = 0.5 * a.fov, ccx = 0.5 * (g.columns - 1), ccy = 0.5 * (g.rows - 1);
+  std::vector<std::size_t> outside_pixels;
+  for (int j = 0; j < g.rows; ++j)
+    for (int i = 0; i < g.columns; ++i)
+      if (std::hypot((i - ccx) * g.pixel_mm, (j - ccy) * g.pixel_mm) > radius)
+        outside_pixels.push_back(static_cast<std::size_t>(j) * g.columns + i);
+  const auto outside = static_cast<int16_t>(a.storage->outside_hu);
+  for (int k = 0; k < g.slices; ++k) {
+    int16_t* slice = v.slice(k);
+    for (std::size_t idx : outside_pixels) slice[idx] = outside;
+  }
+}
+
+// Labels follow from what the image shows: a vertebra counts as fractured when its fractures changed at least
+// 1 mm^3 (and 4 voxels) by more than kFractureHu; its boxes are the changed pixels per slice. Fills
+// rec.info.fractured, rec.info.fractures, rec.box_rows and the truth JSON's fractures and boxes.
+void derive_labels(const synth::Phantom& ph, const synth::Rendered& r, const Acquisition& a, StudyRecord& rec,
+                   nlohmann::json& fractures, nlohmann::json& boxes) {
+  SynthStudyInfo& info = rec.info;
+  const synth::Grid& g = a.grid;
+  info.fractured.assign(7, 0);
+  const double voxel_mm3 = g.pixel_mm * g.pixel_mm * g.slice_mm;
+  auto visible = [&](int label) {
+    const long n = r.changed_voxels[static_cast<std::size_t>(label)];
+    return n >= 4 && n * voxel_mm3 >= 1.0;
+  };
+  fractures = nlohmann::json::array();
+  for (const synth::Bone& b : ph.bones) {
+    for (const synth::Fracture& f : b.fractures) {
+      SynthFractureInfo fi{b.name, synth::fracture_kind_name(f.kind), f.site, f.subtle, visible(b.label)};
+      info.fractures.push_back(fi);
+      nlohmann::json j{{"vertebra", b.name},  {"kind", fi.kind},       {"site", f.site}, {"subtle", f.subtle},
+                       {"visible", fi.visible}, {"changed_voxels", r.changed_voxels[static_cast<std::size_t>(b.label)]}};
+      if (f.kind == synth::FractureKind::compression) {
+        j["height_loss"] = std::round(f.compression * 1000) / 1000;
+        j["wedge"] = f.wedge;
+      } else {
+        j["plane_point_mm"] = v3_json(f.p0);
+        j["plane_normal"] = v3_json(f.n);
+        j["gap_mm"] = std::round(f.gap * 1000) / 1000;
+      }
+      if (f.kind == synth::FractureKind::fragment) j["displacement_mm"] = v3_json(f.shift);
+      fractures.push_back(j);
+    }
+    if (b.label >= 1 && b.label <= 7 && !b.fractures.empty() && visible(b.label))
+      info.fractured[static_cast<std::size_t>(b.label - 1)] = 1;
+  }
+  boxes = nlohmann::json::array();
+  for (const synth::FractureFootprint& fp : r.footprints) {
+    if (fp.label < 1 || fp.label > 7 || !info.fractured[static_cast<std::size_t>(fp.label - 1)] || fp.pixels < 3) continue;
+    std::ostringstream row;
+    row << fp.x0 << ',' << fp.y0 << ',' << (fp.x1 - fp.x0 + 1) << ',' << (fp.y1 - fp.y0 + 1) << ','
+        << a.instance_of(fp.slice);
+    rec.box_rows.push_back(row.str());
+    boxes.push_back({{"vertebra", kVertebrae[fp.label - 1]}, {"slice_number", a.instance_of(fp.slice)}, {"pixels", fp.pixels}});
+  }
+  info.boxes = static_cast<int>(rec.box_rows.size());
+}
+
+// The DICOM series, written into a hidden folder and renamed into place when complete.
+void write_series(const Volume& v, const Acquisition& a, uint64_t study_seed, int index, const fs::path& images, int threads) {
+  const synth::Grid& g = a.grid;
+  const fs::path partial = images / (".partial-" + a.study_uid), final_dir = images / a.study_uid;
+  fs::remove_all(partial);
+  fs::create_directories(partial);
+  parallel_for(static_cast<std::size_t>(g.slices), threads, [&](std::size_t ks) {
+    throw_if_interrupted();
+    const int k = static_cast<int>(ks);
+    CtSliceSpec s;
+    s.patient_id = a.patient_id;
+    s.patient_name = "Synthetic^" + a.patient_id;
+    s.study_uid = a.study_uid;
+    s.series_uid = a.series_uid;
+    s.sop_instance_uid = synth::derived_uid(study_seed, 1000 + static_cast<uint64_t>(k));
+    s.study_date = a.date;
+    s.series_description = "C-SPINE W/O CONTRAST (synthetic phantom)";
+    s.series_number = 2;
+    s.instance_number = a.instance_of(k);
+    s.rows = g.rows;
+    s.columns = g.columns;
+    const double z = g.origin.z + k * g.slice_mm;
+    s.position = {g.origin.x, g.origin.y, z};
+    s.slice_location = z;
+    s.pixel_spacing = {g.pixel_mm, g.pixel_mm};
+    s.slice_thickness = std::round(std::max(g.slice_mm, 0.625) * 1000) / 1000;
+    s.rescale_intercept = a.storage->intercept;
+    s.bits_stored = a.storage->bits_stored;
+    s.is_signed = a.storage->is_signed;
+    s.padding_value = a.storage->padding;
+    s.window_center = a.window.first;
+    s.window_width = a.window.second;
+    s.extra = {{"SpecificCharacterSet", "ISO_IR 100"},
+               {"StudyTime", "031500"},
+               {"SeriesTime", "031700"},
+               {"StudyID", std::to_string(index + 1)},
+               {"AccessionNumber", "SYN" + std::to_string(100000 + index)},
+               {"PatientSex", a.female ? "F" : "M"},
+               {"PatientAge", "0" + std::to_string(a.age) + "Y"},  // nnnY, ages 18-90
+               {"PatientPosition", "HFS"},
+               {"BodyPartExamined", "CSPINE"},
+               {"ManufacturerModelName", "cspine synthetic phantom"},
+               {"ConvolutionKernel", a.kernel},
+               {"ReconstructionDiameter", std::to_string(static_cast<int>(std::lround(a.fov)))},
+               {"AcquisitionNumber", "1"},
+               {"BurnedInAnnotation", "NO"},
+               {"ImageComments", "SYNTHETIC PHANTOM - NOT A PATIENT"}};
+    const int16_t* src = v.slice(k);
+    std::vector<int16_t> hu(src, src + v.slice_voxels());
+    write_ct_slice((partial / (std::to_string(a.instance_of(k)) + ".dcm")).string(), s, hu, a.syntax);
+  });
+  fs::remove_all(final_dir);
+  fs::rename(partial, final_dir);
+}
+
 StudyRecord make_study(const SynthOptions& o, int index, bool test, const fs::path& out, int threads) {
   const auto t0 = std::chrono::steady_clock::now();
   const uint64_t study_seed = synth::hash2(o.seed, static_cast<uint64_t>(index));
@@ -132,190 +306,49 @@ StudyRecord make_study(const SynthOptions& o, int index, bool test, const fs::pa
   ao.fracture_rate = o.fracture_rate;
   ao.difficulty = o.difficulty;
   const synth::Phantom ph = synth::make_phantom(rng, fracture_rng, ao, fractured);
-
-  // Acquisition: field of view, slice spacing, coverage, storage, numbering, transfer syntax.
-  const double fov = rng.uniform(140, 250);
-  synth::Grid g;
-  g.columns = g.rows = o.matrix;
-  g.pixel_mm = fov / o.matrix;
-  const double span = ph.z_top - ph.z_bottom;
-  const double scale = std::min(3.0 / 0.5, std::max(1.0, 512.0 / o.matrix));
-  if (o.slices > 0) {
-    g.slices = o.slices;
-    g.slice_mm = span / std::max(1, o.slices - 1);
-  } else {
-    const double choices[] = {0.5, 0.625, 0.8, 1.0};
-    g.slice_mm = std::min(3.0, rng.pick(choices) * scale);
-    const double factor = o.matrix / 512.0;
-    const int lo = std::max(16, static_cast<int>(150 * factor)), hi = std::max(24, static_cast<int>(400 * factor));
-    g.slices = std::clamp(static_cast<int>(std::lround(span / g.slice_mm)) + 1, lo, hi);
-    g.slice_mm = span / (g.slices - 1);
-  }
-  const synth::TrackPoint c4 = synth::track_at(ph, ph.bones[3].origin.z);
-  const double cx = c4.body.x + rng.uniform(-10, 10), cy = c4.body.y + rng.uniform(-20, 5);
-  g.origin = {cx - 0.5 * (g.columns - 1) * g.pixel_mm, cy - 0.5 * (g.rows - 1) * g.pixel_mm, ph.z_bottom};
-  const Storage& storage = kStorages[rng.next() % std::size(kStorages)];
-  const bool head_first = rng.chance(0.5);
-  const TransferSyntax ts = pick_syntax(o.transfer_syntax, rng);
-  const std::pair<double, double> windows[] = {{400, 1800}, {500, 2000}, {40, 400}, {300, 1500}};
-  const auto window = rng.pick(windows);
-  const char* kernels[] = {"BONE", "B70s", "YC", "D", "BONEPLUS"};
-  const std::string kernel = rng.pick(kernels);
-  const std::string study_uid = synth::derived_uid(study_seed, 1), series_uid = synth::derived_uid(study_seed, 2);
-  const int day = rng.integer(1, 28), month = rng.integer(1, 12);
-  const int age = rng.integer(18, 90);
-  const bool female = rng.chance(0.4);
-
-  synth::Rendered r = synth::render(ph, g, synth::hash2(study_seed, 0x6e6f697365ULL), threads);
-  Volume& volume = r.volume;
-  {
-    // Outside the reconstruction circle the scanner stores its own value (or padding); labels are unaffected.
-    const double radius = 0.5 * fov, ccx = 0.5 * (g.columns - 1), ccy = 0.5 * (g.rows - 1);
-    std::vector<std::size_t> outside_pixels;
-    for (int j = 0; j < g.rows; ++j)
-      for (int i = 0; i < g.columns; ++i)
-        if (std::hypot((i - ccx) * g.pixel_mm, (j - ccy) * g.pixel_mm) > radius)
-          outside_pixels.push_back(static_cast<std::size_t>(j) * g.columns + i);
-    const auto outside = static_cast<int16_t>(storage.outside_hu);
-    for (int k = 0; k < g.slices; ++k) {
-      int16_t* slice = volume.slice(k);
-      for (std::size_t idx : outside_pixels) slice[idx] = outside;
-    }
-  }
+  const Acquisition a = choose_acquisition(o, ph, rng, study_seed, index);
+  synth::Rendered r = synth::render(ph, a.grid, synth::hash2(study_seed, 0x6e6f697365ULL), threads);
+  apply_reconstruction_circle(r.volume, a);
 
   StudyRecord rec;
   SynthStudyInfo& info = rec.info;
-  info.study_uid = study_uid;
+  info.study_uid = a.study_uid;
   info.test = test;
-  info.slices = g.slices;
+  info.slices = a.grid.slices;
   info.matrix = o.matrix;
-  info.pixel_mm = g.pixel_mm;
-  info.slice_mm = g.slice_mm;
-  info.transfer_syntax = syntax_label(ts);
-  info.head_first_numbering = head_first;
-  info.fractured.assign(7, 0);
+  info.pixel_mm = a.grid.pixel_mm;
+  info.slice_mm = a.grid.slice_mm;
+  info.transfer_syntax = syntax_label(a.syntax);
+  info.head_first_numbering = a.head_first;
   info.seconds_render = seconds_since(t0);
+  nlohmann::json fractures, boxes;
+  derive_labels(ph, r, a, rec, fractures, boxes);
 
-  // Labels follow from what the image shows: a vertebra counts as fractured when its fractures changed at
-  // least 1 mm^3 (and 4 voxels) by more than kFractureHu.
-  const double voxel_mm3 = g.pixel_mm * g.pixel_mm * g.slice_mm;
-  auto visible = [&](int label) {
-    const long n = r.changed_voxels[static_cast<std::size_t>(label)];
-    return n >= 4 && n * voxel_mm3 >= 1.0;
-  };
-  nlohmann::json fj = nlohmann::json::array();
-  for (const synth::Bone& b : ph.bones) {
-    for (const synth::Fracture& f : b.fractures) {
-      SynthFractureInfo fi{b.name, synth::fracture_kind_name(f.kind), f.site, f.subtle, visible(b.label)};
-      info.fractures.push_back(fi);
-      nlohmann::json j{{"vertebra", b.name},  {"kind", fi.kind},       {"site", f.site}, {"subtle", f.subtle},
-                       {"visible", fi.visible}, {"changed_voxels", r.changed_voxels[static_cast<std::size_t>(b.label)]}};
-      if (f.kind != synth::FractureKind::compression) {
-        j["plane_point_mm"] = v3_json(f.p0);
-        j["plane_normal"] = v3_json(f.n);
-        j["gap_mm"] = std::round(f.gap * 1000) / 1000;
-      }
-      if (f.kind == synth::FractureKind::compression) {
-        j["height_loss"] = std::round(f.compression * 1000) / 1000;
-        j["wedge"] = f.wedge;
-      }
-      if (f.kind == synth::FractureKind::fragment) j["displacement_mm"] = v3_json(f.shift);
-      fj.push_back(j);
-    }
-    if (b.label >= 1 && b.label <= 7 && !b.fractures.empty() && visible(b.label))
-      info.fractured[static_cast<std::size_t>(b.label - 1)] = 1;
-  }
-  auto instance_of = [&](int k) { return head_first ? g.slices - k : k + 1; };
-  nlohmann::json boxes = nlohmann::json::array();
-  for (const synth::FractureFootprint& fp : r.footprints) {
-    if (fp.label < 1 || fp.label > 7 || !info.fractured[static_cast<std::size_t>(fp.label - 1)] || fp.pixels < 3) continue;
-    std::ostringstream row;
-    row << fp.x0 << ',' << fp.y0 << ',' << (fp.x1 - fp.x0 + 1) << ',' << (fp.y1 - fp.y0 + 1) << ',' << instance_of(fp.slice);
-    rec.box_rows.push_back(row.str());
-    boxes.push_back({{"vertebra", kVertebrae[fp.label - 1]}, {"slice_number", instance_of(fp.slice)}, {"pixels", fp.pixels}});
-  }
-  info.boxes = static_cast<int>(rec.box_rows.size());
-
-  // DICOM series: written into a hidden folder, renamed into place when complete.
   const auto t1 = std::chrono::steady_clock::now();
-  const fs::path images = out / (test ? "test_images" : "train_images");
-  const fs::path partial = images / (".partial-" + study_uid), final_dir = images / study_uid;
-  fs::remove_all(partial);
-  fs::create_directories(partial);
-  char date[16];
-  std::snprintf(date, sizeof date, "2026%02d%02d", month, day);
-  char patient[32];
-  std::snprintf(patient, sizeof patient, "SYNTH-%06d", index + 1);
-  parallel_for(static_cast<std::size_t>(g.slices), threads, [&](std::size_t ks) {
-    throw_if_interrupted();
-    const int k = static_cast<int>(ks);
-    CtSliceSpec s;
-    s.patient_id = patient;
-    s.patient_name = std::string("Synthetic^") + patient;
-    s.study_uid = study_uid;
-    s.series_uid = series_uid;
-    s.sop_instance_uid = synth::derived_uid(study_seed, 1000 + static_cast<uint64_t>(k));
-    s.study_date = date;
-    s.series_description = "C-SPINE W/O CONTRAST (synthetic phantom)";
-    s.series_number = 2;
-    s.instance_number = instance_of(k);
-    s.rows = g.rows;
-    s.columns = g.columns;
-    const double z = g.origin.z + k * g.slice_mm;
-    s.position = {g.origin.x, g.origin.y, z};
-    s.slice_location = z;
-    s.pixel_spacing = {g.pixel_mm, g.pixel_mm};
-    s.slice_thickness = std::round(std::max(g.slice_mm, 0.625) * 1000) / 1000;
-    s.rescale_intercept = storage.intercept;
-    s.bits_stored = storage.bits_stored;
-    s.is_signed = storage.is_signed;
-    s.padding_value = storage.padding;
-    s.window_center = window.first;
-    s.window_width = window.second;
-    s.extra = {{"SpecificCharacterSet", "ISO_IR 100"},
-               {"StudyTime", "031500"},
-               {"SeriesTime", "031700"},
-               {"StudyID", std::to_string(index + 1)},
-               {"AccessionNumber", "SYN" + std::to_string(100000 + index)},
-               {"PatientSex", female ? "F" : "M"},
-               {"PatientAge", (age < 100 ? "0" : "") + std::to_string(age) + "Y"},
-               {"PatientPosition", "HFS"},
-               {"BodyPartExamined", "CSPINE"},
-               {"ManufacturerModelName", "cspine synthetic phantom"},
-               {"ConvolutionKernel", kernel},
-               {"ReconstructionDiameter", std::to_string(static_cast<int>(std::lround(fov)))},
-               {"AcquisitionNumber", "1"},
-               {"BurnedInAnnotation", "NO"},
-               {"ImageComments", "SYNTHETIC PHANTOM - NOT A PATIENT"}};
-    const int16_t* src = volume.slice(k);
-    std::vector<int16_t> hu(src, src + volume.slice_voxels());
-    write_ct_slice((partial / (std::to_string(instance_of(k)) + ".dcm")).string(), s, hu, ts);
-  });
-  fs::remove_all(final_dir);
-  fs::rename(partial, final_dir);
+  write_series(r.volume, a, study_seed, index, out / (test ? "test_images" : "train_images"), threads);
   if (!test) {
     fs::create_directories(out / "segmentations");
-    write_segmentation(volume, r.labels, (out / "segmentations" / (study_uid + ".nii")).string());
+    write_segmentation(r.volume, r.labels, (out / "segmentations" / (a.study_uid + ".nii")).string());
   }
   if (o.preview) {
     fs::create_directories(out / "previews");
-    synth::write_previews(volume, r.labels, r.footprints, info.fractured, (out / "previews" / study_uid).string());
+    synth::write_previews(r.volume, r.labels, r.footprints, info.fractured, (out / "previews" / a.study_uid).string());
   }
   info.seconds_write = seconds_since(t1);
 
-  rec.truth = {{"study_uid", study_uid},
+  rec.truth = {{"study_uid", a.study_uid},
                {"split", test ? "test" : "train"},
                {"index", index},
-               {"patient_id", patient},
-               {"rows", g.rows},
-               {"columns", g.columns},
-               {"slices", g.slices},
-               {"pixel_spacing_mm", g.pixel_mm},
-               {"slice_spacing_mm", g.slice_mm},
-               {"field_of_view_mm", fov},
+               {"patient_id", a.patient_id},
+               {"rows", a.grid.rows},
+               {"columns", a.grid.columns},
+               {"slices", a.grid.slices},
+               {"pixel_spacing_mm", a.grid.pixel_mm},
+               {"slice_spacing_mm", a.grid.slice_mm},
+               {"field_of_view_mm", a.fov},
                {"transfer_syntax", info.transfer_syntax},
-               {"storage", storage.name},
-               {"numbering", head_first ? "head-first" : "feet-first"},
+               {"storage", a.storage->name},
+               {"numbering", a.head_first ? "head-first" : "feet-first"},
                {"noise_sd_hu", ph.noise_sd},
                {"size_scale", ph.scale},
                {"osteoporotic", ph.osteoporotic},
@@ -324,7 +357,7 @@ StudyRecord make_study(const SynthOptions& o, int index, bool test, const fs::pa
                {"laryngeal_calcification", ph.laryngeal_calcification},
                {"carotid_calcification", ph.carotid_calcification},
                {"fractured", info.fractured},
-               {"fractures", fj},
+               {"fractures", fractures},
                {"boxes", boxes}};
   return rec;
 }
