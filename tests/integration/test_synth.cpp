@@ -220,6 +220,19 @@ TEST(Synth, LabelsAndBoxesAgreeWithWhatTheFracturesChanged) {
       EXPECT_GE(changed_in_box[bi], 3) << uid << " box " << bi << " on slice " << study_boxes[bi][4] << " shows no change";
   }
   EXPECT_GE(fractured_studies, 3);  // with --fracture-rate 1 at this size, nearly every drawn fracture is visible
+  // Nothing but the fractures differs: acquisition, storage, numbering, noise and anatomy are the same, so no
+  // cue outside the bone can tell a fractured study from an intact one.
+  const auto ma = nlohmann::json::parse(std::ifstream(tmp / "with/synth.json"));
+  const auto mb = nlohmann::json::parse(std::ifstream(tmp / "without/synth.json"));
+  ASSERT_EQ(ma["studies"].size(), mb["studies"].size());
+  for (std::size_t i = 0; i < ma["studies"].size(); ++i) {
+    auto x = ma["studies"][i], y = mb["studies"][i];
+    for (const char* key : {"fractured", "fractures", "boxes"}) {
+      x.erase(key);
+      y.erase(key);
+    }
+    EXPECT_EQ(x, y) << "study " << i << " differs beyond its fractures";
+  }
   // Without fractures, every label is 0 and there are no boxes.
   for (const auto& r : read_csv(tmp / "without/train.csv"))
     if (r[0] != "StudyInstanceUID") EXPECT_EQ(join(r), r[0] + ",0,0,0,0,0,0,0,0");
