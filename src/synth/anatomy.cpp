@@ -712,6 +712,7 @@ Phantom make_phantom(Rng& rng, Rng& fracture_rng, const AnatomyOptions& options,
   st.pharynx_ry = rng.uniform(4, 9) * s;
   st.shoulder_width = rng.uniform(90, 130) * s;
   ph.noise_sd = rng.uniform(8, 22);
+  ph.edge_blur = rng.uniform(1.0, 1.8);  // sharp to soft reconstruction kernels
 
   // Bone that is not a vertebra: skull base, mandible, hyoid, clavicles, first ribs.
   auto extra = [&](const char* name, const Bone& attach, auto&& build) {

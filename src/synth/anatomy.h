@@ -101,6 +101,7 @@ struct Phantom {
   double axial_rotation = 0;      // radians, rotates soft tissue with the patient
   double z_c1_top = 0, z_t1_top = 0, z_c6 = 0, z_c3 = 0, z_c2 = 0;
   double noise_sd = 15;
+  double edge_blur = 1.0;  // partial-volume width in voxels: how sharp the reconstruction kernel is
   // Coverage of the scan, world z (mm).
   double z_top = 0, z_bottom = 0;
   bool osteoporotic = false;

@@ -350,6 +350,7 @@ StudyRecord make_study(const SynthOptions& o, int index, bool test, const fs::pa
                {"storage", a.storage->name},
                {"numbering", a.head_first ? "head-first" : "feet-first"},
                {"noise_sd_hu", ph.noise_sd},
+               {"edge_blur_voxels", ph.edge_blur},
                {"size_scale", ph.scale},
                {"osteoporotic", ph.osteoporotic},
                {"osteophyte_levels", ph.osteophyte_levels},

@@ -59,8 +59,8 @@ Rendered render(const Phantom& ph, const Grid& g, uint64_t noise_seed, int threa
   std::vector<WorldBox> boxes;
   for (const Bone& b : ph.bones) boxes.push_back(world_box(b));
   const NoiseTable noise(noise_seed);
-  const double h_soft = g.pixel_mm;
-  const double h_bone = std::max(g.pixel_mm, 0.6 * g.slice_mm);  // partial volume across the slice too
+  const double h_soft = g.pixel_mm * ph.edge_blur;
+  const double h_bone = std::max(g.pixel_mm, 0.6 * g.slice_mm) * ph.edge_blur;  // across the slice too
   std::mutex mutex;
 
   parallel_for(static_cast<std::size_t>(g.slices), threads, [&](std::size_t ks) {
