@@ -21,6 +21,8 @@ struct SynthOptions {
   bool preview = false;        // previews/<UID>_axial.png and _sagittal.png
   bool overwrite = false;      // replace an earlier synth output in out_dir (only the files synth writes)
   int threads = 0;             // 0: all cores
+  // Deliberate defects in every study, for testing readers (see synth_injections()); none by default.
+  std::vector<std::string> inject;
 };
 
 struct SynthFractureInfo {
@@ -53,6 +55,13 @@ SynthSummary generate_dataset(const SynthOptions& options);
 
 // "easy" (0.2), "normal" (0.5), "hard" (0.8), or a number in [0, 1].
 std::optional<double> parse_difficulty(const std::string& text);
+
+// Defects --inject can add to each study, and the loader warnings they cause:
+//   missing-slices (two slice files removed: missing-slices), truncated (one file cut short: skipped-file,
+//   missing-slices), duplicate (one file copied under a new name: duplicate-position), localizer (a sagittal
+//   scout under the axial series' UID: mixed-series), other-series (a secondary-capture dose report in its
+//   own series: none; the CT series is still chosen).
+std::vector<std::string> synth_injections();
 
 // The transfer syntax names synth accepts: "mix" plus each single one.
 std::vector<std::string> synth_transfer_syntaxes();

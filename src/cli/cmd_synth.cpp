@@ -36,6 +36,11 @@ void add_synth(CLI::App& app, Runner& run) {
       ->capture_default_str();
   cmd->add_option("--difficulty", opt->difficulty, "easy, normal, hard, or a number in [0, 1]: share of subtle fractures")
       ->capture_default_str();
+  cmd->add_option("--inject", s.inject,
+                  "Deliberate defects in every study, for testing readers: missing-slices, truncated, duplicate, "
+                  "localizer, other-series (comma-separated)")
+      ->delimiter(',')
+      ->check(CLI::IsMember(synth_injections()));
   cmd->add_flag("--preview", s.preview, "Also write previews/<UID>_axial.png and _sagittal.png");
   cmd->add_flag("--overwrite", s.overwrite, "Replace an earlier synth output in the folder (only synth's own files)");
   cmd->add_option("--threads", s.threads, "Threads (0: all cores)")->check(CLI::NonNegativeNumber);

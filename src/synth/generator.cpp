@@ -241,8 +241,108 @@ void derive_labels(const synth::Phantom& ph, const synth::Rendered& r, const Acq
   info.boxes = static_cast<int>(rec.box_rows.size());
 }
 
+// Header of axial slice k (position order) of the study.
+CtSliceSpec slice_spec(const Acquisition& a, uint64_t study_seed, int index, int k) {
+  const synth::Grid& g = a.grid;
+  CtSliceSpec s;
+  s.patient_id = a.patient_id;
+  s.patient_name = "Synthetic^" + a.patient_id;
+  s.study_uid = a.study_uid;
+  s.series_uid = a.series_uid;
+  s.sop_instance_uid = synth::derived_uid(study_seed, 1000 + static_cast<uint64_t>(k));
+  s.study_date = a.date;
+  s.series_description = "C-SPINE W/O CONTRAST (synthetic phantom)";
+  s.series_number = 2;
+  s.instance_number = a.instance_of(k);
+  s.rows = g.rows;
+  s.columns = g.columns;
+  const double z = g.origin.z + k * g.slice_mm;
+  s.position = {g.origin.x, g.origin.y, z};
+  s.slice_location = z;
+  s.pixel_spacing = {g.pixel_mm, g.pixel_mm};
+  s.slice_thickness = std::round(std::max(g.slice_mm, 0.625) * 1000) / 1000;
+  s.rescale_intercept = a.storage->intercept;
+  s.bits_stored = a.storage->bits_stored;
+  s.is_signed = a.storage->is_signed;
+  s.padding_value = a.storage->padding;
+  s.window_center = a.window.first;
+  s.window_width = a.window.second;
+  s.extra = {{"SpecificCharacterSet", "ISO_IR 100"},
+             {"StudyTime", "031500"},
+             {"SeriesTime", "031700"},
+             {"StudyID", std::to_string(index + 1)},
+             {"AccessionNumber", "SYN" + std::to_string(100000 + index)},
+             {"PatientSex", a.female ? "F" : "M"},
+             {"PatientAge", "0" + std::to_string(a.age) + "Y"},  // nnnY, ages 18-90
+             {"PatientPosition", "HFS"},
+             {"BodyPartExamined", "CSPINE"},
+             {"ManufacturerModelName", "cspine synthetic phantom"},
+             {"ConvolutionKernel", a.kernel},
+             {"ReconstructionDiameter", std::to_string(static_cast<int>(std::lround(a.fov)))},
+             {"AcquisitionNumber", "1"},
+             {"BurnedInAnnotation", "NO"},
+             {"ImageComments", "SYNTHETIC PHANTOM - NOT A PATIENT"}};
+  return s;
+}
+
+// Deliberate defects, for testing what reads the data (see synth_injections()). Applied in the hidden folder
+// before it is renamed, from their own random stream so that the rest of the study does not change.
+void inject(const std::vector<std::string>& kinds, const fs::path& dir, const Volume& v, const Acquisition& a,
+            uint64_t study_seed, int index) {
+  if (kinds.empty()) return;
+  Rng rng(synth::hash2(study_seed, 0x696e6a656374ULL));
+  const int n = a.grid.slices;
+  auto file_of = [&](int k) { return dir / (std::to_string(a.instance_of(k)) + ".dcm"); };
+  auto middle = [&]() { return n / 3 + static_cast<int>(rng.next() % static_cast<uint64_t>(std::max(1, n / 3 - 2))); };
+  int extra_number = n;  // extra files are numbered after the last slice, as a scanner would
+  for (const std::string& kind : kinds) {
+    if (kind == "missing-slices") {  // two consecutive slices lost in transfer
+      const int k = middle();
+      fs::remove(file_of(k));
+      fs::remove(file_of(k + 1));
+    } else if (kind == "truncated") {  // an interrupted copy
+      const fs::path f = file_of(middle());
+      if (fs::exists(f)) fs::resize_file(f, fs::file_size(f) * 6 / 10);
+    } else if (kind == "duplicate") {  // the same image twice under another file name
+      const fs::path f = file_of(middle());
+      if (fs::exists(f)) fs::copy_file(f, dir / (std::to_string(++extra_number) + ".dcm"));
+    } else if (kind == "localizer") {  // a sagittal scout filed under the axial series' UID
+      CtSliceSpec s = slice_spec(a, study_seed, index, 0);
+      s.sop_instance_uid = synth::derived_uid(study_seed, 900);
+      s.image_type = {"ORIGINAL", "PRIMARY", "LOCALIZER"};
+      s.instance_number = ++extra_number;
+      s.rows = std::min(n, 512);
+      s.columns = a.grid.rows;
+      s.orientation = {0, 1, 0, 0, 0, -1};
+      const auto top = v.voxel_to_lps(v.size[0] / 2, 0, n - 1);
+      s.position = {top[0], top[1], top[2]};
+      s.pixel_spacing = {a.grid.slice_mm, a.grid.pixel_mm};
+      s.slice_location.reset();
+      std::vector<int16_t> hu(static_cast<std::size_t>(s.rows) * s.columns);
+      for (int r = 0; r < s.rows; ++r)  // the mid-sagittal reformat, head at the top
+        for (int c = 0; c < s.columns; ++c) hu[static_cast<std::size_t>(r) * s.columns + c] = v.at(v.size[0] / 2, c, n - 1 - r);
+      write_ct_slice((dir / (std::to_string(extra_number) + ".dcm")).string(), s, hu, TransferSyntax::explicit_little);
+    } else if (kind == "other-series") {  // a dose-report screen capture in its own series
+      CtSliceSpec s = slice_spec(a, study_seed, index, 0);
+      s.sop_instance_uid = synth::derived_uid(study_seed, 901);
+      s.series_uid = synth::derived_uid(study_seed, 3);
+      s.series_number = 999;
+      s.series_description = "Dose Report";
+      s.modality = "OT";
+      s.sop_class_uid = "1.2.840.10008.5.1.4.1.1.7";  // Secondary Capture Image Storage
+      s.image_type = {"DERIVED", "SECONDARY", "SCREEN SAVE"};
+      s.instance_number = 1;
+      s.rows = s.columns = 64;
+      s.slice_location.reset();
+      std::vector<int16_t> pixels(64 * 64, -1024);
+      write_ct_slice((dir / (std::to_string(++extra_number) + ".dcm")).string(), s, pixels, TransferSyntax::explicit_little);
+    }
+  }
+}
+
 // The DICOM series, written into a hidden folder and renamed into place when complete.
-void write_series(const Volume& v, const Acquisition& a, uint64_t study_seed, int index, const fs::path& images, int threads) {
+void write_series(const Volume& v, const Acquisition& a, uint64_t study_seed, int index, const fs::path& images,
+                  const std::vector<std::string>& injections, int threads) {
   const synth::Grid& g = a.grid;
   const fs::path partial = images / (".partial-" + a.study_uid), final_dir = images / a.study_uid;
   fs::remove_all(partial);
@@ -250,48 +350,12 @@ void write_series(const Volume& v, const Acquisition& a, uint64_t study_seed, in
   parallel_for(static_cast<std::size_t>(g.slices), threads, [&](std::size_t ks) {
     throw_if_interrupted();
     const int k = static_cast<int>(ks);
-    CtSliceSpec s;
-    s.patient_id = a.patient_id;
-    s.patient_name = "Synthetic^" + a.patient_id;
-    s.study_uid = a.study_uid;
-    s.series_uid = a.series_uid;
-    s.sop_instance_uid = synth::derived_uid(study_seed, 1000 + static_cast<uint64_t>(k));
-    s.study_date = a.date;
-    s.series_description = "C-SPINE W/O CONTRAST (synthetic phantom)";
-    s.series_number = 2;
-    s.instance_number = a.instance_of(k);
-    s.rows = g.rows;
-    s.columns = g.columns;
-    const double z = g.origin.z + k * g.slice_mm;
-    s.position = {g.origin.x, g.origin.y, z};
-    s.slice_location = z;
-    s.pixel_spacing = {g.pixel_mm, g.pixel_mm};
-    s.slice_thickness = std::round(std::max(g.slice_mm, 0.625) * 1000) / 1000;
-    s.rescale_intercept = a.storage->intercept;
-    s.bits_stored = a.storage->bits_stored;
-    s.is_signed = a.storage->is_signed;
-    s.padding_value = a.storage->padding;
-    s.window_center = a.window.first;
-    s.window_width = a.window.second;
-    s.extra = {{"SpecificCharacterSet", "ISO_IR 100"},
-               {"StudyTime", "031500"},
-               {"SeriesTime", "031700"},
-               {"StudyID", std::to_string(index + 1)},
-               {"AccessionNumber", "SYN" + std::to_string(100000 + index)},
-               {"PatientSex", a.female ? "F" : "M"},
-               {"PatientAge", "0" + std::to_string(a.age) + "Y"},  // nnnY, ages 18-90
-               {"PatientPosition", "HFS"},
-               {"BodyPartExamined", "CSPINE"},
-               {"ManufacturerModelName", "cspine synthetic phantom"},
-               {"ConvolutionKernel", a.kernel},
-               {"ReconstructionDiameter", std::to_string(static_cast<int>(std::lround(a.fov)))},
-               {"AcquisitionNumber", "1"},
-               {"BurnedInAnnotation", "NO"},
-               {"ImageComments", "SYNTHETIC PHANTOM - NOT A PATIENT"}};
     const int16_t* src = v.slice(k);
     std::vector<int16_t> hu(src, src + v.slice_voxels());
-    write_ct_slice((partial / (std::to_string(a.instance_of(k)) + ".dcm")).string(), s, hu, a.syntax);
+    write_ct_slice((partial / (std::to_string(a.instance_of(k)) + ".dcm")).string(), slice_spec(a, study_seed, index, k), hu,
+                   a.syntax);
   });
+  inject(injections, partial, v, a, study_seed, index);
   fs::remove_all(final_dir);
   fs::rename(partial, final_dir);
 }
@@ -325,7 +389,7 @@ StudyRecord make_study(const SynthOptions& o, int index, bool test, const fs::pa
   derive_labels(ph, r, a, rec, fractures, boxes);
 
   const auto t1 = std::chrono::steady_clock::now();
-  write_series(r.volume, a, study_seed, index, out / (test ? "test_images" : "train_images"), threads);
+  write_series(r.volume, a, study_seed, index, out / (test ? "test_images" : "train_images"), o.inject, threads);
   if (!test) {
     fs::create_directories(out / "segmentations");
     write_segmentation(r.volume, r.labels, (out / "segmentations" / (a.study_uid + ".nii")).string());
@@ -349,6 +413,7 @@ StudyRecord make_study(const SynthOptions& o, int index, bool test, const fs::pa
                {"transfer_syntax", info.transfer_syntax},
                {"storage", a.storage->name},
                {"numbering", a.head_first ? "head-first" : "feet-first"},
+               {"injected", o.inject},
                {"noise_sd_hu", ph.noise_sd},
                {"edge_blur_voxels", ph.edge_blur},
                {"size_scale", ph.scale},
@@ -445,6 +510,8 @@ std::optional<double> parse_difficulty(const std::string& text) {
   return std::nullopt;
 }
 
+std::vector<std::string> synth_injections() { return {"missing-slices", "truncated", "duplicate", "localizer", "other-series"}; }
+
 std::vector<std::string> synth_transfer_syntaxes() {
   return {"mix", "explicit", "implicit", "big-endian", "deflated", "jpeg-lossless", "jpeg-ls", "rle", "j2k"};
 }
@@ -456,6 +523,10 @@ SynthSummary generate_dataset(const SynthOptions& o) {
   if (o.test_fraction < 0 || o.test_fraction > 1) throw UsageError("--test-fraction must be in [0, 1]");
   if (o.fracture_rate < 0 || o.fracture_rate > 1) throw UsageError("--fracture-rate must be in [0, 1]");
   if (o.difficulty < 0 || o.difficulty > 1) throw UsageError("--difficulty must be in [0, 1]");
+  for (const std::string& kind : o.inject) {
+    const auto known = synth_injections();
+    if (std::find(known.begin(), known.end(), kind) == known.end()) throw UsageError("unknown --inject kind '" + kind + "'");
+  }
   if (o.transfer_syntax != "mix" && !parse_transfer_syntax(o.transfer_syntax))
     throw UsageError("unknown transfer syntax '" + o.transfer_syntax + "'");
   dicom::ensure_codecs();  // fails plainly, before anything is written, when DCMTK's dictionary is missing

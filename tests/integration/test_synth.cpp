@@ -387,3 +387,37 @@ TEST(Synth, RefusesToMixWithAnEarlierDataSetUnlessAskedToOverwrite) {
   EXPECT_EQ(std::distance(fs::directory_iterator(tmp / "d/train_images"), fs::directory_iterator{}), 1);
   EXPECT_TRUE(fs::exists(tmp / "d/notes.txt")) << "--overwrite removes only synth's own files";
 }
+
+// --inject adds defects on purpose; the loader must report exactly the warnings each one causes, and still
+// choose the CT series.
+TEST(Synth, InjectedDefectsCauseExactlyTheirWarnings) {
+  const std::map<std::string, std::set<std::string>> expected = {
+      {"missing-slices", {"missing-slices", "uneven-spacing"}},
+      {"truncated", {"skipped-file", "missing-slices", "uneven-spacing"}},
+      {"duplicate", {"duplicate-position"}},
+      {"localizer", {"mixed-series"}},
+      {"other-series", {}},
+  };
+  TempDir tmp;
+  for (const auto& [kind, codes] : expected) {
+    SynthOptions o = small(tmp / kind, 1, 4);
+    o.matrix = 96;
+    o.slices = 40;
+    o.inject = {kind};
+    const SynthSummary s = generate_dataset(o);
+    const std::string dir = tmp / (kind + "/train_images/" + s.studies[0].study_uid);
+    const StudyIndex index = scan_studies(dir);
+    ASSERT_EQ(index.studies.size(), 1u) << kind;
+    EXPECT_EQ(index.studies[0].series.size(), kind == "other-series" ? 2u : 1u) << kind;
+    const LoadedSeries l = load_study(index, "");
+    std::set<std::string> got;
+    for (const auto& w : l.warnings) got.insert(w.code);
+    EXPECT_EQ(got, codes) << kind << ":\n" << warnings_text(l.warnings);
+    EXPECT_EQ(l.volume.size[2], kind == "missing-slices" ? 38 : kind == "truncated" ? 39 : 40) << kind;
+    const auto manifest = nlohmann::json::parse(std::ifstream(tmp / (kind + "/synth.json")));
+    EXPECT_EQ(manifest["studies"][0]["injected"], nlohmann::json::array({kind}));
+  }
+  SynthOptions bad = small(tmp / "bad", 1, 4);
+  bad.inject = {"gremlins"};
+  EXPECT_THROW(generate_dataset(bad), UsageError);
+}
