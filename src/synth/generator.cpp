@@ -537,6 +537,7 @@ SynthSummary generate_dataset(const SynthOptions& o) {
   const int n_test = static_cast<int>(std::lround(o.studies * o.test_fraction));
   SynthSummary summary;
   std::vector<StudyRecord> records;
+  auto last_tables = std::chrono::steady_clock::now();
   for (int i = 0; i < o.studies; ++i) {
     const bool test = i >= o.studies - n_test;
     try {
@@ -549,6 +550,7 @@ SynthSummary generate_dataset(const SynthOptions& o) {
       for (const char* split : {"train_images", "test_images"})
         for (const auto& entry : fs::directory_iterator(out / split, ec))
           if (entry.path().filename().string().rfind(".partial-", 0) == 0) fs::remove_all(entry.path(), ec);
+      write_tables(out, o, records, seconds_since(t0));
       throw InterruptedError(std::string(e.what()) + ": " + std::to_string(records.size()) + " of " +
                              std::to_string(o.studies) + " studies finished and saved in " + o.out_dir);
     } catch (const fs::filesystem_error& e) {
@@ -560,8 +562,12 @@ SynthSummary generate_dataset(const SynthOptions& o) {
     CSPINE_INFO("study {}/{} {} ({}, {}x{}x{}, {}, {} fractured vertebrae, {} boxes): render {:.2f} s, write {:.2f} s", i + 1,
                 o.studies, s.study_uid, s.test ? "test" : "train", s.matrix, s.matrix, s.slices, s.transfer_syntax, n_frac,
                 s.boxes, s.seconds_render, s.seconds_write);
-    // Tables after every study: an interrupted run keeps consistent labels for what it finished.
-    write_tables(out, o, records, seconds_since(t0));
+    // Tables after each study (at most every few seconds, since they grow with the data set), at the end and
+    // on an interrupt: a stopped run keeps consistent labels for what it finished.
+    if (i + 1 == o.studies || seconds_since(last_tables) > 3.0) {
+      write_tables(out, o, records, seconds_since(t0));
+      last_tables = std::chrono::steady_clock::now();
+    }
     summary.studies.push_back(s);
   }
   summary.seconds = seconds_since(t0);
