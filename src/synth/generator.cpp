@@ -540,21 +540,31 @@ SynthSummary generate_dataset(const SynthOptions& o) {
   auto last_tables = std::chrono::steady_clock::now();
   for (int i = 0; i < o.studies; ++i) {
     const bool test = i >= o.studies - n_test;
-    try {
-      throw_if_interrupted();
-      records.push_back(make_study(o, i, test, out, threads));
-    } catch (const InterruptedError& e) {
-      // The study in progress never reaches its final name; its hidden folder goes, the tables already hold
-      // every finished study.
+    // Whatever stops a study, its hidden folder goes and the tables keep every finished study.
+    auto keep_finished = [&] {
       std::error_code ec;
       for (const char* split : {"train_images", "test_images"})
         for (const auto& entry : fs::directory_iterator(out / split, ec))
           if (entry.path().filename().string().rfind(".partial-", 0) == 0) fs::remove_all(entry.path(), ec);
-      write_tables(out, o, records, seconds_since(t0));
-      throw InterruptedError(std::string(e.what()) + ": " + std::to_string(records.size()) + " of " +
-                             std::to_string(o.studies) + " studies finished and saved in " + o.out_dir);
+      try {
+        write_tables(out, o, records, seconds_since(t0));
+      } catch (const Error&) {  // the original failure is the one to report
+      }
+    };
+    const std::string done = std::to_string(records.size()) + " of " + std::to_string(o.studies) +
+                              " studies finished and saved in " + o.out_dir;
+    try {
+      throw_if_interrupted();
+      records.push_back(make_study(o, i, test, out, threads));
+    } catch (const InterruptedError& e) {
+      keep_finished();
+      throw InterruptedError(std::string(e.what()) + ": " + done);
     } catch (const fs::filesystem_error& e) {
-      throw OutputError("cannot write study " + std::to_string(i + 1) + " under '" + o.out_dir + "': " + e.what());
+      keep_finished();
+      throw OutputError("cannot write study " + std::to_string(i + 1) + " under '" + o.out_dir + "': " + e.what() + "; " + done);
+    } catch (const Error& e) {
+      keep_finished();
+      throw Error(e.code(), std::string(e.what()) + "; " + done);
     }
     const SynthStudyInfo& s = records.back().info;
     int n_frac = 0;
