@@ -17,10 +17,10 @@ struct SynthOptions {
   int matrix = 512;            // rows = columns
   int slices = 0;              // 0: chosen from the anatomy and a slice spacing of 0.5-1 mm (scaled with matrix)
   std::string transfer_syntax = "mix";
-  double difficulty = 0.5;     // 0: obvious fractures; 1: mostly hairline lines and mild compressions
-  bool preview = false;        // previews/<UID>_axial.png and _sagittal.png
-  bool overwrite = false;      // replace an earlier synth output in out_dir (only the files synth writes)
-  int threads = 0;             // 0: all cores
+  double difficulty = 0.5;  // 0: obvious fractures; 1: mostly hairline lines and mild compressions
+  bool preview = false;     // previews/<UID>_axial.png and _sagittal.png
+  bool overwrite = false;   // replace an earlier synth output in out_dir (only the files synth writes)
+  int threads = 0;          // 0: all cores
   // Deliberate defects in every study, for testing readers (see synth_injections()); none by default.
   std::vector<std::string> inject;
 };

@@ -17,7 +17,8 @@ void add_synth(CLI::App& app, Runner& run) {
   SynthOptions& s = opt->synth;
   auto* cmd = app.add_subcommand(
       "synth", "Write synthetic neck CT studies with known vertebrae and fractures in the RSNA 2022 layout");
-  cmd->add_option("-o,--out", s.out_dir, "Output folder (train_images/, test_images/, segmentations/, CSVs)")->required();
+  cmd->add_option("-o,--out", s.out_dir, "Output folder (train_images/, test_images/, segmentations/, CSVs)")
+      ->required();
   cmd->add_option("-n,--studies", s.studies, "Number of studies")->required()->check(CLI::Range(1, 100000));
   cmd->add_option("--seed", s.seed, "Random seed: the same seed gives the same bytes")->capture_default_str();
   cmd->add_option("--test-fraction", s.test_fraction, "Share of studies written to test_images/")
@@ -26,7 +27,9 @@ void add_synth(CLI::App& app, Runner& run) {
   cmd->add_option("--fracture-rate", s.fracture_rate, "Probability that a study has a fracture")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
-  cmd->add_option("--matrix", s.matrix, "Rows and columns per slice (64-1024)")->check(CLI::Range(64, 1024))->capture_default_str();
+  cmd->add_option("--matrix", s.matrix, "Rows and columns per slice (64-1024)")
+      ->check(CLI::Range(64, 1024))
+      ->capture_default_str();
   cmd->add_option("--slices", opt->slices, "Slices per study, or 'auto' (0.5-1 mm spacing, 150-400 slices at 512)")
       ->capture_default_str();
   cmd->add_option("--transfer-syntax", s.transfer_syntax,
@@ -34,7 +37,8 @@ void add_synth(CLI::App& app, Runner& run) {
                   "big-endian, deflated, jpeg-lossless, jpeg-ls, rle or j2k")
       ->check(CLI::IsMember(synth_transfer_syntaxes()))
       ->capture_default_str();
-  cmd->add_option("--difficulty", opt->difficulty, "easy, normal, hard, or a number in [0, 1]: share of subtle fractures")
+  cmd->add_option("--difficulty", opt->difficulty,
+                  "easy, normal, hard, or a number in [0, 1]: share of subtle fractures")
       ->capture_default_str();
   cmd->add_option("--inject", s.inject,
                   "Deliberate defects in every study, for testing readers: missing-slices, truncated, duplicate, "
@@ -57,7 +61,9 @@ void add_synth(CLI::App& app, Runner& run) {
         }
       }
       const auto d = parse_difficulty(opt->difficulty);
-      if (!d) throw UsageError("--difficulty must be easy, normal, hard or a number in [0, 1], not '" + opt->difficulty + "'");
+      if (!d)
+        throw UsageError("--difficulty must be easy, normal, hard or a number in [0, 1], not '" + opt->difficulty +
+                         "'");
       o.difficulty = *d;
       install_interrupt_handlers();  // Ctrl-C: finished studies stay, the one in progress is removed
       const SynthSummary summary = generate_dataset(o);
@@ -73,8 +79,8 @@ void add_synth(CLI::App& app, Runner& run) {
           }
       }
       log_info("wrote " + std::to_string(summary.studies.size()) + " studies (" + std::to_string(train) + " train, " +
-               std::to_string(test) + " test, " + std::to_string(positive) + " with a fracture) to " + o.out_dir + " in " +
-               seconds + " s");
+               std::to_string(test) + " test, " + std::to_string(positive) + " with a fracture) to " + o.out_dir +
+               " in " + seconds + " s");
       return 0;
     };
   });

@@ -16,7 +16,8 @@ void write_rgb_png(const std::string& path, int width, int height, const std::ve
   using Pixel = itk::RGBPixel<unsigned char>;
   using Image = itk::Image<Pixel, 2>;
   if (width <= 0 || height <= 0 || rgb.size() != static_cast<std::size_t>(width) * height * 3)
-    throw Error(ExitCode::internal, "write_rgb_png: buffer does not match " + std::to_string(width) + "x" + std::to_string(height));
+    throw Error(ExitCode::internal,
+                "write_rgb_png: buffer does not match " + std::to_string(width) + "x" + std::to_string(height));
   auto image = Image::New();
   Image::RegionType region;
   region.SetSize({{static_cast<itk::SizeValueType>(width), static_cast<itk::SizeValueType>(height)}});

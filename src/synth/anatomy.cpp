@@ -8,7 +8,9 @@ namespace cspine::synth {
 namespace {
 constexpr double kPi = 3.14159265358979323846;
 constexpr double kFar = 8.0;  // distances beyond this (mm) only mean "outside": parts farther are skipped
-double deg(double d) { return d * kPi / 180.0; }
+double deg(double d) {
+  return d * kPi / 180.0;
+}
 
 Part ellipsoid(V3 c, V3 r, double blend = 1.0) {
   Part p;
@@ -41,7 +43,9 @@ Part hole(Part p) {
   p.subtract = true;
   return p;
 }
-V3 mirror(V3 v, double side) { return {v.x * side, v.y, v.z}; }
+V3 mirror(V3 v, double side) {
+  return {v.x * side, v.y, v.z};
+}
 
 // A chain of capsules through points: arches, ribs, the mandible.
 void chain(std::vector<Part>& parts, const std::vector<V3>& pts, double r0, double r1, double blend = 1.5) {
@@ -63,9 +67,15 @@ std::vector<V3> arc(V3 c, double rx, double ry, double z, double from_deg, doubl
 double part_distance(const Part& p, V3 q, const Fracture* compression) {
   double d = 0;
   switch (p.shape) {
-    case PartShape::ellipsoid: d = sd_ellipsoid(q - p.a, p.r); break;
-    case PartShape::shell: d = std::abs(sd_ellipsoid(q - p.a, p.r)) - 0.5 * p.ra; break;
-    case PartShape::capsule: d = sd_capsule(q, p.a, p.b, p.ra, p.rb); break;
+    case PartShape::ellipsoid:
+      d = sd_ellipsoid(q - p.a, p.r);
+      break;
+    case PartShape::shell:
+      d = std::abs(sd_ellipsoid(q - p.a, p.r)) - 0.5 * p.ra;
+      break;
+    case PartShape::capsule:
+      d = sd_capsule(q, p.a, p.b, p.ra, p.rb);
+      break;
     case PartShape::cylinder: {
       double top = p.b.z;
       if (compression && p.body) {
@@ -107,9 +117,12 @@ double value_noise(V3 p, uint64_t seed) {
 
 const char* fracture_kind_name(FractureKind k) {
   switch (k) {
-    case FractureKind::line: return "lucent-line";
-    case FractureKind::compression: return "compression";
-    case FractureKind::fragment: return "displaced-fragment";
+    case FractureKind::line:
+      return "lucent-line";
+    case FractureKind::compression:
+      return "compression";
+    case FractureKind::fragment:
+      return "displaced-fragment";
   }
   return "?";
 }
@@ -179,7 +192,8 @@ double Bone::distance(V3 q, bool with_fractures) const {
   double d = shape_distance(q, compression);
   for (const Fracture& f : fractures) {
     if (f.kind == FractureKind::line) {
-      const double slab = std::max(std::abs(dot(q - f.p0, f.n)) - 0.5 * f.gap, sd_ellipsoid(q - f.region_c, f.region_r));
+      const double slab =
+          std::max(std::abs(dot(q - f.p0, f.n)) - 0.5 * f.gap, sd_ellipsoid(q - f.region_c, f.region_r));
       d = std::max(d, -slab);
     } else if (f.kind == FractureKind::fragment) {
       // The fragment is the bone on the far side of the plane within the region; it moves by `shift`.
@@ -227,10 +241,10 @@ struct LevelSize {
 };
 // Adult means in mm (scaled per patient), C2 to T3.
 constexpr LevelSize kLevels[] = {
-    {"C2", 2, 8.5, 8.0, 17.0, 4.5, 24, 15, 13, 6, 8},   {"C3", 3, 8.0, 7.5, 12.5, 4.5, 23, 14, 12, 5, 9},
-    {"C4", 4, 8.5, 7.7, 12.5, 5.0, 24, 14, 12, 5, 9.5}, {"C5", 5, 9.0, 7.9, 12.5, 5.0, 24.5, 14, 13, 6, 10},
-    {"C6", 6, 10.0, 8.2, 13.0, 5.0, 24.5, 14, 16, 7, 11}, {"C7", 7, 11.0, 8.5, 14.0, 5.0, 24, 14, 24, 9, 13},
-    {"T1", 8, 12.5, 9.5, 16.0, 5.5, 20, 13, 28, 12, 16}, {"T2", 9, 13.5, 10.5, 17.5, 6.0, 17, 13, 30, 16, 17},
+    {"C2", 2, 8.5, 8.0, 17.0, 4.5, 24, 15, 13, 6, 8},      {"C3", 3, 8.0, 7.5, 12.5, 4.5, 23, 14, 12, 5, 9},
+    {"C4", 4, 8.5, 7.7, 12.5, 5.0, 24, 14, 12, 5, 9.5},    {"C5", 5, 9.0, 7.9, 12.5, 5.0, 24.5, 14, 13, 6, 10},
+    {"C6", 6, 10.0, 8.2, 13.0, 5.0, 24.5, 14, 16, 7, 11},  {"C7", 7, 11.0, 8.5, 14.0, 5.0, 24, 14, 24, 9, 13},
+    {"T1", 8, 12.5, 9.5, 16.0, 5.5, 20, 13, 28, 12, 16},   {"T2", 9, 13.5, 10.5, 17.5, 6.0, 17, 13, 30, 16, 17},
     {"T3", 10, 14.5, 11.5, 18.5, 6.0, 16, 13, 30, 18, 17},
 };
 
@@ -245,18 +259,20 @@ void build_subaxial(Bone& b, const LevelSize& L, double s, Rng& rng) {
   b.parts.push_back(body);
   const double pillar_h = (h + L.disc_below * s) / 2 - 0.8;
   for (double side : {-1.0, 1.0}) {
-    if (!thoracic) b.parts.push_back(ellipsoid(mirror({rx - 1.5 * s, 0.5, h / 2}, side), V3{1.6, 4, 2} * s));  // uncinate
+    if (!thoracic)
+      b.parts.push_back(ellipsoid(mirror({rx - 1.5 * s, 0.5, h / 2}, side), V3{1.6, 4, 2} * s));  // uncinate
     const V3 pillar = mirror({cw / 2 + 4 * s, ry + 6.5 * s, 0}, side);
-    b.parts.push_back(capsule(mirror({rx * 0.55, ry - 1.0, 0.5}, side), mirror({cw / 2 + 1.5 * s, ry + 4.5 * s, 0.5}, side),
-                              2.7 * s, 2.4 * s, 1.5));                                                 // pedicle
-    b.parts.push_back(ellipsoid(pillar, {4.8 * s, 6.0 * s, pillar_h}, 1.5));                            // pillar
-    b.parts.push_back(capsule(mirror({cw / 2 + 2.5 * s, ry + 9.5 * s, -1}, side), {0, ry + ap + 2.5 * s, -1.5},
-                              2.2 * s, 2.2 * s, 1.5));                                                  // lamina
+    b.parts.push_back(capsule(mirror({rx * 0.55, ry - 1.0, 0.5}, side),
+                              mirror({cw / 2 + 1.5 * s, ry + 4.5 * s, 0.5}, side), 2.7 * s, 2.4 * s, 1.5));  // pedicle
+    b.parts.push_back(ellipsoid(pillar, {4.8 * s, 6.0 * s, pillar_h}, 1.5));                                 // pillar
+    b.parts.push_back(capsule(mirror({cw / 2 + 2.5 * s, ry + 9.5 * s, -1}, side), {0, ry + ap + 2.5 * s, -1.5}, 2.2 * s,
+                              2.2 * s, 1.5));  // lamina
     if (thoracic) {
       b.parts.push_back(capsule(pillar, pillar + mirror(V3{L.tp_len, 5, 1} * s, side), 3.6 * s, 3.0 * s, 2.0));
     } else {
       const double tip = rx + L.tp_len * s;
-      b.parts.push_back(capsule(mirror({rx - 1, -1, -0.5}, side), mirror({tip, 1.5 * s, -1}, side), 2.1 * s, 1.8 * s, 1.2));
+      b.parts.push_back(
+          capsule(mirror({rx - 1, -1, -0.5}, side), mirror({tip, 1.5 * s, -1}, side), 2.1 * s, 1.8 * s, 1.2));
       b.parts.push_back(capsule(mirror({cw / 2 + 3 * s, ry + 3.5 * s, -0.5}, side), mirror({tip, 3.0 * s, -1}, side),
                                 2.1 * s, 1.8 * s, 1.2));
       b.parts.push_back(hole(cylinder(mirror({rx + 4.2 * s, 2.0 * s, 0}, side), 2.4 * s, 2.4 * s, -6, 6, 0.3)));
@@ -271,7 +287,8 @@ void build_subaxial(Bone& b, const LevelSize& L, double s, Rng& rng) {
   b.spinous_tip = sp1;
   b.parts.push_back(capsule(sp0, sp1, 2.8 * s, 2.0 * s, 1.5));
   if (L.label >= 3 && L.label <= 6)  // bifid spinous processes
-    for (double side : {-1.0, 1.0}) b.parts.push_back(capsule(sp1, sp1 + mirror(V3{3, 2.5, -1} * s, side), 1.8 * s, 1.5 * s, 1.0));
+    for (double side : {-1.0, 1.0})
+      b.parts.push_back(capsule(sp1, sp1 + mirror(V3{3, 2.5, -1} * s, side), 1.8 * s, 1.5 * s, 1.0));
   // Basivertebral vein channel: a normal lucency in the back of every body, a classic fracture mimic.
   b.parts.push_back(hole(capsule({0, ry + 0.5, 0.3}, {0, ry - 5.0 * s, 0.3}, 0.8, 0.5)));
 }
@@ -286,12 +303,15 @@ void build_c2(Bone& b, double s, Rng& rng, double& dens_top) {
   b.parts.push_back(capsule({0, -1.5 * s, h / 2 - 2}, {0, -1.0 * s, dens_top - 4.2 * s}, 5.0 * s, 4.2 * s, 2.5));
   for (double side : {-1.0, 1.0}) {
     b.parts.push_back(ellipsoid(mirror({11.5 * s, 1.5 * s, h / 2 - 2 * s}, side), V3{6, 7.5, 4} * s, 2.0));  // facet
-    b.parts.push_back(capsule(mirror({7 * s, 6 * s, 2 * s}, side), mirror({12 * s, 15 * s, -3 * s}, side), 3.0 * s, 3.0 * s, 1.5));
+    b.parts.push_back(
+        capsule(mirror({7 * s, 6 * s, 2 * s}, side), mirror({12 * s, 15 * s, -3 * s}, side), 3.0 * s, 3.0 * s, 1.5));
     b.parts.push_back(ellipsoid(mirror({13 * s, 16 * s, -4 * s}, side), V3{5, 6, 6} * s, 1.5));  // inferior facet
     b.parts.push_back(capsule(mirror({12 * s, 18 * s, -3 * s}, side), {0, 27 * s, -4 * s}, 3.2 * s, 3.2 * s, 1.5));
-    b.parts.push_back(capsule(mirror({rx - 1, 3 * s, 0}, side), mirror({17 * s, 5 * s, -1 * s}, side), 2.2 * s, 2.0 * s, 1.2));
+    b.parts.push_back(
+        capsule(mirror({rx - 1, 3 * s, 0}, side), mirror({17 * s, 5 * s, -1 * s}, side), 2.2 * s, 2.0 * s, 1.2));
     b.parts.push_back(hole(cylinder(mirror({rx + 3.8 * s, 3.5 * s, 0}, side), 2.3 * s, 2.3 * s, -7, 4, 0.3)));
-    b.parts.push_back(capsule(V3{0, 40, -10} * s, mirror(V3{4, 42, -9} * s, side), 2.6 * s, 2.0 * s, 1.2));  // bifid tip
+    b.parts.push_back(
+        capsule(V3{0, 40, -10} * s, mirror(V3{4, 42, -9} * s, side), 2.6 * s, 2.0 * s, 1.2));  // bifid tip
   }
   b.parts.push_back(capsule(V3{0, 27, -4} * s, V3{0, 40, -10} * s, 4.0 * s, 2.8 * s, 1.5));
   b.lamina_mid = V3{6, 22.5, -3.5} * s;
@@ -306,8 +326,8 @@ void build_c2(Bone& b, double s, Rng& rng, double& dens_top) {
 void build_c1(Bone& b, double s) {
   const V3 c = V3{0, 10, 0} * s;
   const double ax = 15 * s, ay = 20 * s;
-  chain(b.parts, arc(c, ax, ay, 0, 200, 340, 6), 3.0 * s, 3.0 * s);  // anterior arch
-  chain(b.parts, arc(c, ax, ay, 0, 20, 160, 6), 2.8 * s, 2.8 * s);   // posterior arch
+  chain(b.parts, arc(c, ax, ay, 0, 200, 340, 6), 3.0 * s, 3.0 * s);          // anterior arch
+  chain(b.parts, arc(c, ax, ay, 0, 20, 160, 6), 2.8 * s, 2.8 * s);           // posterior arch
   b.parts.push_back(ellipsoid({0, c.y - ay, 0}, V3{5, 3.5, 5.5} * s, 1.5));  // anterior tubercle
   b.parts.push_back(ellipsoid({0, c.y + ay + 0.5, 0}, V3{4, 3, 4.5} * s, 1.5));
   for (double side : {-1.0, 1.0}) {
@@ -320,10 +340,10 @@ void build_c1(Bone& b, double s) {
 
 void build_skull_base(Bone& b, double s) {
   for (double side : {-1.0, 1.0}) {
-    b.parts.push_back(ellipsoid(mirror(V3{13, 4, 12.5} * s, side), V3{6, 9, 4.5} * s, 2.0));   // occipital condyle
-    b.parts.push_back(ellipsoid(mirror(V3{45, 8, 20} * s, side), V3{8, 10, 12} * s, 3.0));     // mastoid
+    b.parts.push_back(ellipsoid(mirror(V3{13, 4, 12.5} * s, side), V3{6, 9, 4.5} * s, 2.0));  // occipital condyle
+    b.parts.push_back(ellipsoid(mirror(V3{45, 8, 20} * s, side), V3{8, 10, 12} * s, 3.0));    // mastoid
   }
-  b.parts.push_back(capsule(V3{0, -8, 17} * s, V3{0, -22, 45} * s, 6 * s, 8 * s, 3.0));          // clivus
+  b.parts.push_back(capsule(V3{0, -8, 17} * s, V3{0, -22, 45} * s, 6 * s, 8 * s, 3.0));  // clivus
   Part squama;
   squama.shape = PartShape::shell;
   squama.a = V3{0, 10, 50} * s;
@@ -347,7 +367,8 @@ void build_mandible(Bone& b, double s) {
   chain(b.parts, upper, 4.5 * s, 4.5 * s, 2.0);
   chain(b.parts, lower, 5.0 * s, 5.0 * s, 6.0);
   for (double side : {-1.0, 1.0})
-    b.parts.push_back(capsule(mirror(V3{46, -14, -6} * s, side), mirror(V3{50, -4, 35} * s, side), 5.0 * s, 4.0 * s, 3.0));
+    b.parts.push_back(
+        capsule(mirror(V3{46, -14, -6} * s, side), mirror(V3{50, -4, 35} * s, side), 5.0 * s, 4.0 * s, 3.0));
 }
 
 void build_hyoid(Bone& b, double s) {
@@ -360,13 +381,15 @@ void build_hyoid(Bone& b, double s) {
 void build_larynx(Bone& b, double s, double airway_rx, double airway_ry) {
   for (double z = -4.0; z <= 14.0; z += 2.0)  // capsules 2 mm apart, radius 1.3: one continuous plate
     for (double side : {-1.0, 1.0})
-      b.parts.push_back(capsule(V3{0, -(airway_ry + 9 * s), z * s}, mirror(V3{airway_rx + 9 * s, 3 * s, z * s}, side), 1.3, 1.3, 1.0));
+      b.parts.push_back(capsule(V3{0, -(airway_ry + 9 * s), z * s}, mirror(V3{airway_rx + 9 * s, 3 * s, z * s}, side),
+                                1.3, 1.3, 1.0));
   chain(b.parts, arc({0, 0, -12 * s}, airway_rx + 3 * s, airway_ry + 3 * s, -12 * s, 0, 360, 12), 1.8, 1.8, 1.0);
 }
 
 void build_clavicles(Bone& b, double s) {
   for (double side : {-1.0, 1.0})
-    chain(b.parts, {mirror(V3{20, -48, -14} * s, side), mirror(V3{55, -42, 0} * s, side), mirror(V3{95, -15, 8} * s, side)},
+    chain(b.parts,
+          {mirror(V3{20, -48, -14} * s, side), mirror(V3{55, -42, 0} * s, side), mirror(V3{95, -15, 8} * s, side)},
           7.0 * s, 5.0 * s, 3.0);
 }
 
@@ -405,9 +428,13 @@ V3 random_unit(Rng& rng) {
   V3 v{rng.normal(), rng.normal(), rng.normal()};
   return normalized(v);
 }
-V3 jitter(V3 n, Rng& rng, double amount) { return normalized(n + random_unit(rng) * amount); }
+V3 jitter(V3 n, Rng& rng, double amount) {
+  return normalized(n + random_unit(rng) * amount);
+}
 
-double gap_mm(Rng& rng, bool subtle) { return subtle ? rng.uniform(0.25, 0.6) : rng.uniform(0.8, 2.0); }
+double gap_mm(Rng& rng, bool subtle) {
+  return subtle ? rng.uniform(0.25, 0.6) : rng.uniform(0.8, 2.0);
+}
 
 Fracture line_through(const std::string& site, V3 p0, V3 n, V3 region_c, V3 region_r, bool subtle, Rng& rng) {
   Fracture f;
@@ -428,12 +455,13 @@ void add_fracture(Bone& b, Rng& rng, double difficulty, double s) {
   if (b.label == 1) {  // C1: breaks of the ring (Jefferson-type when both arches go)
     const int breaks = subtle ? 1 : rng.integer(1, 2);
     for (int i = 0; i < breaks; ++i) {
-      const bool anterior = (i == 0) ? rng.chance(0.5) : !b.fractures.empty() && b.fractures.back().site == "posterior arch";
+      const bool anterior =
+          (i == 0) ? rng.chance(0.5) : !b.fractures.empty() && b.fractures.back().site == "posterior arch";
       const double a = deg(anterior ? rng.uniform(215, 325) : rng.uniform(35, 145));
       const V3 c = V3{15 * std::cos(a), 10 + 20 * std::sin(a), 0} * s;
       const V3 tangent{-15 * std::sin(a), 20 * std::cos(a), 0};
-      b.fractures.push_back(line_through(anterior ? "anterior arch" : "posterior arch", c, jitter(normalized(tangent), rng, 0.3),
-                                         c, V3{6, 6, 8} * s, subtle, rng));
+      b.fractures.push_back(line_through(anterior ? "anterior arch" : "posterior arch", c,
+                                         jitter(normalized(tangent), rng, 0.3), c, V3{6, 6, 8} * s, subtle, rng));
     }
     return;
   }
@@ -456,7 +484,8 @@ void add_fracture(Bone& b, Rng& rng, double difficulty, double s) {
     if (u < 0.75) {  // hangman's: through both pars interarticularis
       for (double side : {-1.0, 1.0}) {
         const V3 c = mirror(V3{10, 11, -0.5} * s, side);
-        b.fractures.push_back(line_through("pars", c, jitter(mirror({0.6, 1, -0.5}, side), rng, 0.3), c, V3{5, 5, 6} * s, subtle, rng));
+        b.fractures.push_back(
+            line_through("pars", c, jitter(mirror({0.6, 1, -0.5}, side), rng, 0.3), c, V3{5, 5, 6} * s, subtle, rng));
         if (subtle) break;
       }
       return;
@@ -467,8 +496,8 @@ void add_fracture(Bone& b, Rng& rng, double difficulty, double s) {
   if (u < 0.35) {  // a line through the body
     const V3 n = rng.pick<V3>({{1, 0, 0}, {0, 1, 0}, {0.3, 0.3, 1}, {1, 1, 0.2}, {0, 0.4, 1}});
     const V3 c{rng.uniform(-0.4, 0.4) * r.x, rng.uniform(-0.4, 0.4) * r.y, rng.uniform(-0.3, 0.3) * r.z};
-    b.fractures.push_back(line_through("body", c, jitter(n, rng, 0.3), {0, 0, 0}, V3{r.x + 1.5, r.y + 1.5, r.z + 1.5},
-                                       subtle, rng));
+    b.fractures.push_back(
+        line_through("body", c, jitter(n, rng, 0.3), {0, 0, 0}, V3{r.x + 1.5, r.y + 1.5, r.z + 1.5}, subtle, rng));
   } else if (u < 0.55) {  // compression of the body
     Fracture f;
     f.kind = FractureKind::compression;
@@ -574,7 +603,9 @@ Phantom make_phantom(Rng& rng, Rng& fracture_rng, const AnatomyOptions& options,
   const double end_angle = deg(rng.uniform(8, 22));
   const double cervical_len = 95 * s;
   const double kappa = (lordosis + end_angle) / cervical_len;
-  auto angle_at = [&](double arc) { return -lordosis + kappa * std::min(arc, cervical_len) + (arc > cervical_len ? 0.002 * (arc - cervical_len) : 0); };
+  auto angle_at = [&](double arc) {
+    return -lordosis + kappa * std::min(arc, cervical_len) + (arc > cervical_len ? 0.002 * (arc - cervical_len) : 0);
+  };
 
   // Global pose: flexion/extension, lateral tilt, axial rotation, position in the scanner.
   const double flex = deg(rng.uniform(-8, 8)), tilt = deg(rng.uniform(-5, 5)), twist = deg(rng.uniform(-10, 10));
@@ -651,7 +682,8 @@ Phantom make_phantom(Rng& rng, Rng& fracture_rng, const AnatomyOptions& options,
       const V3 r = b.body_r;
       const double zs = rng.chance(0.5) ? 1.0 : -1.0;
       const V3 base_pt{rng.uniform(-0.4, 0.4) * r.x, -r.y + 0.8, zs * (r.z - 0.5)};
-      b.parts.push_back(capsule(base_pt, base_pt + V3{0, -rng.uniform(2, 5), zs * rng.uniform(1.5, 3.5)}, 2.0, 0.8, 1.5));
+      b.parts.push_back(
+          capsule(base_pt, base_pt + V3{0, -rng.uniform(2, 5), zs * rng.uniform(1.5, 3.5)}, 2.0, 0.8, 1.5));
     }
   }
   if (rng.chance(0.25)) {
@@ -660,7 +692,8 @@ Phantom make_phantom(Rng& rng, Rng& fracture_rng, const AnatomyOptions& options,
       Bone& b = ph.bones[static_cast<std::size_t>(rng.integer(1, 8))];
       const V3 r = b.body_r;
       b.spots.push_back({{rng.uniform(-0.5, 0.5) * r.x, rng.uniform(-0.5, 0.5) * r.y, rng.uniform(-0.5, 0.5) * r.z},
-                         rng.uniform(1.5, 4.0), rng.uniform(900, 1400)});
+                         rng.uniform(1.5, 4.0),
+                         rng.uniform(900, 1400)});
     }
   }
   for (Bone& b : ph.bones) b.finish();
@@ -830,8 +863,8 @@ SoftSlice soft_slice(const Phantom& ph, const TrackPoint& at) {
   // Structures in front of the spine, placed along the direction the body faces.
   const V3 front = at.airway_dir;
   auto blob = [&](double forward, double lateral, double erx, double ery, double value) {
-    s.blobs.push_back({at.body.x + front.x * forward + lateral * s.cos_r, at.body.y + front.y * forward + lateral * s.sin_r,
-                       erx, ery, value});
+    s.blobs.push_back({at.body.x + front.x * forward + lateral * s.cos_r,
+                       at.body.y + front.y * forward + lateral * s.sin_r, erx, ery, value});
   };
   const double body_front = at.body_ry + 2;
   // Intervertebral discs: tissue the size of the bodies, seen wherever the bodies are not.
@@ -852,8 +885,10 @@ SoftSlice soft_slice(const Phantom& ph, const TrackPoint& at) {
     blob(body_front + 14 + st.airway_ry, -14 - st.airway_rx * 0.5, 7, 10, st.thyroid_hu);
   }
   if (z < ph.z_c6) blob(body_front + 4, -3, 6, 3.5, 25);  // oesophagus
-  if (z > ph.z_c3) blob(body_front + 4 + st.pharynx_ry, 0, st.pharynx_rx, st.pharynx_ry, -1000);
-  else blob(body_front + 12 + st.airway_ry, 0, st.airway_rx, st.airway_ry, -1000);
+  if (z > ph.z_c3)
+    blob(body_front + 4 + st.pharynx_ry, 0, st.pharynx_rx, st.pharynx_ry, -1000);
+  else
+    blob(body_front + 12 + st.airway_ry, 0, st.airway_rx, st.airway_ry, -1000);
   // Spinal canal: CSF around the cord.
   s.blobs.push_back({at.canal.x, at.canal.y, 9.5 * ph.scale, 6.5 * ph.scale, st.csf_hu});
   s.blobs.push_back({at.canal.x, at.canal.y, 5.5 * ph.scale, 4.0 * ph.scale, st.cord_hu});

@@ -33,12 +33,12 @@ const char* fracture_kind_name(FractureKind k);
 
 struct Fracture {
   FractureKind kind = FractureKind::line;
-  std::string site;      // "body", "dens", "anterior arch", "lamina", ...
+  std::string site;  // "body", "dens", "anterior arch", "lamina", ...
   bool subtle = false;
-  V3 p0, n;              // plane through the bone (line, fragment)
-  double gap = 0;        // mm between the two sides
-  V3 region_c, region_r;  // ellipsoid that bounds the fracture
-  V3 shift;              // fragment displacement, mm
+  V3 p0, n;                // plane through the bone (line, fragment)
+  double gap = 0;          // mm between the two sides
+  V3 region_c, region_r;   // ellipsoid that bounds the fracture
+  V3 shift;                // fragment displacement, mm
   double compression = 0;  // fraction of body height lost
   bool wedge = true;       // anterior wedge (true) or uniform loss
 };
@@ -130,7 +130,7 @@ struct SoftSlice {
   double cx = 0, cy = 0, rx = 1, ry = 1;  // outline centre (world) and semi-axes
   double skin_mm = 2, fat_mm = 8, skin_hu = 40, fat_hu = -100, muscle_hu = 50;
   double table_y = 1e9, table_mm = 10, table_hu = 0;  // scanner table: world y of its top surface
-  std::vector<Blob> blobs;  // drawn in order over the muscle
+  std::vector<Blob> blobs;                            // drawn in order over the muscle
 };
 SoftSlice soft_slice(const Phantom& ph, const TrackPoint& at);
 // World-space soft tissue HU at (x, y), with partial volume over `pixel_mm`.

@@ -1,13 +1,12 @@
 // Orchestrates `cspine synth`: per study, sample a phantom, choose the acquisition, render, and write the
 // DICOM series, the segmentation and the labels in the RSNA 2022 layout. Every random choice comes from
 // the seed and the study's index, so a study is the same whatever else is generated with it.
-#include <nlohmann/json.hpp>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <sstream>
 
@@ -33,9 +32,17 @@ using synth::Rng;
 
 constexpr const char* kVertebrae[7] = {"C1", "C2", "C3", "C4", "C5", "C6", "C7"};
 // Data-set files and folders synth owns; --overwrite removes these and nothing else.
-constexpr const char* kOwned[] = {"train_images",     "test_images", "segmentations",           "previews",
-                                  "train.csv",        "test.csv",    "sample_submission.csv",   "test_labels.csv",
-                                  "train_bounding_boxes.csv", "test_bounding_boxes.csv", "synth.json"};
+constexpr const char* kOwned[] = {"train_images",
+                                  "test_images",
+                                  "segmentations",
+                                  "previews",
+                                  "train.csv",
+                                  "test.csv",
+                                  "sample_submission.csv",
+                                  "test_labels.csv",
+                                  "train_bounding_boxes.csv",
+                                  "test_bounding_boxes.csv",
+                                  "synth.json"};
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -70,14 +77,22 @@ TransferSyntax pick_syntax(const std::string& wanted, Rng& rng) {
 
 std::string syntax_label(TransferSyntax ts) {
   switch (ts) {
-    case TransferSyntax::explicit_little: return "explicit";
-    case TransferSyntax::implicit_little: return "implicit";
-    case TransferSyntax::explicit_big: return "big-endian";
-    case TransferSyntax::deflated: return "deflated";
-    case TransferSyntax::jpeg_lossless_sv1: return "jpeg-lossless";
-    case TransferSyntax::jpeg_ls_lossless: return "jpeg-ls";
-    case TransferSyntax::rle: return "rle";
-    case TransferSyntax::jpeg2000_lossless: return "j2k";
+    case TransferSyntax::explicit_little:
+      return "explicit";
+    case TransferSyntax::implicit_little:
+      return "implicit";
+    case TransferSyntax::explicit_big:
+      return "big-endian";
+    case TransferSyntax::deflated:
+      return "deflated";
+    case TransferSyntax::jpeg_lossless_sv1:
+      return "jpeg-lossless";
+    case TransferSyntax::jpeg_ls_lossless:
+      return "jpeg-ls";
+    case TransferSyntax::rle:
+      return "rle";
+    case TransferSyntax::jpeg2000_lossless:
+      return "j2k";
   }
   return "?";
 }
@@ -136,7 +151,8 @@ struct Acquisition {
   int instance_of(int k) const { return head_first ? grid.slices - k : k + 1; }
 };
 
-Acquisition choose_acquisition(const SynthOptions& o, const synth::Phantom& ph, Rng& rng, uint64_t study_seed, int index) {
+Acquisition choose_acquisition(const SynthOptions& o, const synth::Phantom& ph, Rng& rng, uint64_t study_seed,
+                               int index) {
   Acquisition a;
   a.fov = rng.uniform(140, 250);
   synth::Grid& g = a.grid;
@@ -213,8 +229,10 @@ void derive_labels(const synth::Phantom& ph, const synth::Rendered& r, const Acq
     for (const synth::Fracture& f : b.fractures) {
       SynthFractureInfo fi{b.name, synth::fracture_kind_name(f.kind), f.site, f.subtle, visible(b.label)};
       info.fractures.push_back(fi);
-      nlohmann::json j{{"vertebra", b.name},  {"kind", fi.kind},       {"site", f.site}, {"subtle", f.subtle},
-                       {"visible", fi.visible}, {"changed_voxels", r.changed_voxels[static_cast<std::size_t>(b.label)]}};
+      nlohmann::json j{
+          {"vertebra", b.name},    {"kind", fi.kind},
+          {"site", f.site},        {"subtle", f.subtle},
+          {"visible", fi.visible}, {"changed_voxels", r.changed_voxels[static_cast<std::size_t>(b.label)]}};
       if (f.kind == synth::FractureKind::compression) {
         j["height_loss"] = std::round(f.compression * 1000) / 1000;
         j["wedge"] = f.wedge;
@@ -231,12 +249,14 @@ void derive_labels(const synth::Phantom& ph, const synth::Rendered& r, const Acq
   }
   boxes = nlohmann::json::array();
   for (const synth::FractureFootprint& fp : r.footprints) {
-    if (fp.label < 1 || fp.label > 7 || !info.fractured[static_cast<std::size_t>(fp.label - 1)] || fp.pixels < 3) continue;
+    if (fp.label < 1 || fp.label > 7 || !info.fractured[static_cast<std::size_t>(fp.label - 1)] || fp.pixels < 3)
+      continue;
     std::ostringstream row;
     row << fp.x0 << ',' << fp.y0 << ',' << (fp.x1 - fp.x0 + 1) << ',' << (fp.y1 - fp.y0 + 1) << ','
         << a.instance_of(fp.slice);
     rec.box_rows.push_back(row.str());
-    boxes.push_back({{"vertebra", kVertebrae[fp.label - 1]}, {"slice_number", a.instance_of(fp.slice)}, {"pixels", fp.pixels}});
+    boxes.push_back(
+        {{"vertebra", kVertebrae[fp.label - 1]}, {"slice_number", a.instance_of(fp.slice)}, {"pixels", fp.pixels}});
   }
   info.boxes = static_cast<int>(rec.box_rows.size());
 }
@@ -320,7 +340,8 @@ void inject(const std::vector<std::string>& kinds, const fs::path& dir, const Vo
       s.slice_location.reset();
       std::vector<int16_t> hu(static_cast<std::size_t>(s.rows) * s.columns);
       for (int r = 0; r < s.rows; ++r)  // the mid-sagittal reformat, head at the top
-        for (int c = 0; c < s.columns; ++c) hu[static_cast<std::size_t>(r) * s.columns + c] = v.at(v.size[0] / 2, c, n - 1 - r);
+        for (int c = 0; c < s.columns; ++c)
+          hu[static_cast<std::size_t>(r) * s.columns + c] = v.at(v.size[0] / 2, c, n - 1 - r);
       write_ct_slice((dir / (std::to_string(extra_number) + ".dcm")).string(), s, hu, TransferSyntax::explicit_little);
     } else if (kind == "other-series") {  // a dose-report screen capture in its own series
       CtSliceSpec s = slice_spec(a, study_seed, index, 0);
@@ -335,7 +356,8 @@ void inject(const std::vector<std::string>& kinds, const fs::path& dir, const Vo
       s.rows = s.columns = 64;
       s.slice_location.reset();
       std::vector<int16_t> pixels(64 * 64, -1024);
-      write_ct_slice((dir / (std::to_string(++extra_number) + ".dcm")).string(), s, pixels, TransferSyntax::explicit_little);
+      write_ct_slice((dir / (std::to_string(++extra_number) + ".dcm")).string(), s, pixels,
+                     TransferSyntax::explicit_little);
     }
   }
 }
@@ -352,8 +374,8 @@ void write_series(const Volume& v, const Acquisition& a, uint64_t study_seed, in
     const int k = static_cast<int>(ks);
     const int16_t* src = v.slice(k);
     std::vector<int16_t> hu(src, src + v.slice_voxels());
-    write_ct_slice((partial / (std::to_string(a.instance_of(k)) + ".dcm")).string(), slice_spec(a, study_seed, index, k), hu,
-                   a.syntax);
+    write_ct_slice((partial / (std::to_string(a.instance_of(k)) + ".dcm")).string(),
+                   slice_spec(a, study_seed, index, k), hu, a.syntax);
   });
   inject(injections, partial, v, a, study_seed, index);
   fs::remove_all(final_dir);
@@ -461,15 +483,19 @@ void write_tables(const fs::path& out, const SynthOptions& o, const std::vector<
   write_text(out / "sample_submission.csv", sample);
   write_text(out / "test_labels.csv", test_labels);
   write_text(out / "test_bounding_boxes.csv", test_boxes);
-  nlohmann::json manifest{
-      {"generator", "cspine synth"},
-      {"note", "Synthetic phantoms, not patients. Labels follow from what was drawn."},
-      {"options",
-       {{"studies", o.studies}, {"seed", o.seed}, {"test_fraction", o.test_fraction}, {"fracture_rate", o.fracture_rate},
-        {"matrix", o.matrix}, {"slices", o.slices == 0 ? nlohmann::json("auto") : nlohmann::json(o.slices)},
-        {"transfer_syntax", o.transfer_syntax}, {"difficulty", o.difficulty}}},
-      {"studies_written", records.size()},
-      {"studies", studies}};
+  nlohmann::json manifest{{"generator", "cspine synth"},
+                          {"note", "Synthetic phantoms, not patients. Labels follow from what was drawn."},
+                          {"options",
+                           {{"studies", o.studies},
+                            {"seed", o.seed},
+                            {"test_fraction", o.test_fraction},
+                            {"fracture_rate", o.fracture_rate},
+                            {"matrix", o.matrix},
+                            {"slices", o.slices == 0 ? nlohmann::json("auto") : nlohmann::json(o.slices)},
+                            {"transfer_syntax", o.transfer_syntax},
+                            {"difficulty", o.difficulty}}},
+                          {"studies_written", records.size()},
+                          {"studies", studies}};
   (void)seconds;  // timings vary between runs; the manifest stays byte-identical for a seed
   write_text(out / "synth.json", manifest.dump(1) + "\n");
 }
@@ -477,7 +503,8 @@ void write_tables(const fs::path& out, const SynthOptions& o, const std::vector<
 void prepare_output(const SynthOptions& o) {
   const fs::path out(o.out_dir);
   std::error_code ec;
-  if (fs::exists(out, ec) && !fs::is_directory(out, ec)) throw OutputError("'" + o.out_dir + "' exists and is not a folder");
+  if (fs::exists(out, ec) && !fs::is_directory(out, ec))
+    throw OutputError("'" + o.out_dir + "' exists and is not a folder");
   std::vector<std::string> present;
   for (const char* name : kOwned)
     if (fs::exists(out / name, ec)) present.push_back(name);
@@ -510,7 +537,9 @@ std::optional<double> parse_difficulty(const std::string& text) {
   return std::nullopt;
 }
 
-std::vector<std::string> synth_injections() { return {"missing-slices", "truncated", "duplicate", "localizer", "other-series"}; }
+std::vector<std::string> synth_injections() {
+  return {"missing-slices", "truncated", "duplicate", "localizer", "other-series"};
+}
 
 std::vector<std::string> synth_transfer_syntaxes() {
   return {"mix", "explicit", "implicit", "big-endian", "deflated", "jpeg-lossless", "jpeg-ls", "rle", "j2k"};
@@ -525,7 +554,8 @@ SynthSummary generate_dataset(const SynthOptions& o) {
   if (o.difficulty < 0 || o.difficulty > 1) throw UsageError("--difficulty must be in [0, 1]");
   for (const std::string& kind : o.inject) {
     const auto known = synth_injections();
-    if (std::find(known.begin(), known.end(), kind) == known.end()) throw UsageError("unknown --inject kind '" + kind + "'");
+    if (std::find(known.begin(), known.end(), kind) == known.end())
+      throw UsageError("unknown --inject kind '" + kind + "'");
   }
   if (o.transfer_syntax != "mix" && !parse_transfer_syntax(o.transfer_syntax))
     throw UsageError("unknown transfer syntax '" + o.transfer_syntax + "'");
@@ -552,7 +582,7 @@ SynthSummary generate_dataset(const SynthOptions& o) {
       }
     };
     const std::string done = std::to_string(records.size()) + " of " + std::to_string(o.studies) +
-                              " studies finished and saved in " + o.out_dir;
+                             " studies finished and saved in " + o.out_dir;
     try {
       throw_if_interrupted();
       records.push_back(make_study(o, i, test, out, threads));
@@ -561,7 +591,8 @@ SynthSummary generate_dataset(const SynthOptions& o) {
       throw InterruptedError(std::string(e.what()) + ": " + done);
     } catch (const fs::filesystem_error& e) {
       keep_finished();
-      throw OutputError("cannot write study " + std::to_string(i + 1) + " under '" + o.out_dir + "': " + e.what() + "; " + done);
+      throw OutputError("cannot write study " + std::to_string(i + 1) + " under '" + o.out_dir + "': " + e.what() +
+                        "; " + done);
     } catch (const Error& e) {
       keep_finished();
       throw Error(e.code(), std::string(e.what()) + "; " + done);
@@ -569,9 +600,9 @@ SynthSummary generate_dataset(const SynthOptions& o) {
     const SynthStudyInfo& s = records.back().info;
     int n_frac = 0;
     for (int f : s.fractured) n_frac += f;
-    CSPINE_INFO("study {}/{} {} ({}, {}x{}x{}, {}, {} fractured vertebrae, {} boxes): render {:.2f} s, write {:.2f} s", i + 1,
-                o.studies, s.study_uid, s.test ? "test" : "train", s.matrix, s.matrix, s.slices, s.transfer_syntax, n_frac,
-                s.boxes, s.seconds_render, s.seconds_write);
+    CSPINE_INFO("study {}/{} {} ({}, {}x{}x{}, {}, {} fractured vertebrae, {} boxes): render {:.2f} s, write {:.2f} s",
+                i + 1, o.studies, s.study_uid, s.test ? "test" : "train", s.matrix, s.matrix, s.slices,
+                s.transfer_syntax, n_frac, s.boxes, s.seconds_render, s.seconds_write);
     // Tables after each study (at most every few seconds, since they grow with the data set), at the end and
     // on an interrupt: a stopped run keeps consistent labels for what it finished.
     if (i + 1 == o.studies || seconds_since(last_tables) > 3.0) {

@@ -10,16 +10,16 @@ namespace cspine::synth {
 
 namespace {
 constexpr std::array<std::array<int, 3>, 11> kColours{{{0, 0, 0},
-                                                        {230, 25, 75},
-                                                        {60, 180, 75},
-                                                        {255, 225, 25},
-                                                        {0, 130, 200},
-                                                        {245, 130, 48},
-                                                        {145, 30, 180},
-                                                        {70, 240, 240},
-                                                        {240, 50, 230},
-                                                        {210, 245, 60},
-                                                        {170, 110, 40}}};
+                                                       {230, 25, 75},
+                                                       {60, 180, 75},
+                                                       {255, 225, 25},
+                                                       {0, 130, 200},
+                                                       {245, 130, 48},
+                                                       {145, 30, 180},
+                                                       {70, 240, 240},
+                                                       {240, 50, 230},
+                                                       {210, 245, 60},
+                                                       {170, 110, 40}}};
 
 struct Canvas {
   int w, h;
@@ -31,7 +31,9 @@ struct Canvas {
     auto& c = at(x, y);
     c = {g, g, g};
     if (label > 0 && label < static_cast<int>(kColours.size()))
-      for (int i = 0; i < 3; ++i) c[static_cast<std::size_t>(i)] = 0.65 * g + 0.35 * kColours[static_cast<std::size_t>(label)][static_cast<std::size_t>(i)];
+      for (int i = 0; i < 3; ++i)
+        c[static_cast<std::size_t>(i)] =
+            0.65 * g + 0.35 * kColours[static_cast<std::size_t>(label)][static_cast<std::size_t>(i)];
   }
   void rect(int x0, int y0, int x1, int y1) {
     for (int x = std::max(0, x0); x <= std::min(w - 1, x1); ++x)
@@ -57,9 +59,7 @@ void write_previews(const Volume& v, const std::vector<uint8_t>& labels, const s
   auto label_at = [&](int i, int j, int k) {
     return labels[static_cast<std::size_t>(k) * v.slice_voxels() + static_cast<std::size_t>(j) * nx + i];
   };
-  auto counts = [&](int label) {
-    return label >= 1 && label <= 7 && fractured[static_cast<std::size_t>(label - 1)];
-  };
+  auto counts = [&](int label) { return label >= 1 && label <= 7 && fractured[static_cast<std::size_t>(label - 1)]; };
   // Axial slice: the biggest visible fracture footprint, else the middle of C4.
   int axial = nz / 2;
   long best = 0;

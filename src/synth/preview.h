@@ -12,7 +12,8 @@ namespace cspine::synth {
 
 // Writes `<prefix>_axial.png` and `<prefix>_sagittal.png`. The axial slice is the one where a visible
 // fracture is largest, or the middle of C4 when there is none.
-void write_previews(const Volume& volume, const std::vector<uint8_t>& labels, const std::vector<FractureFootprint>& prints,
-                    const std::vector<int>& fractured, const std::string& prefix);
+void write_previews(const Volume& volume, const std::vector<uint8_t>& labels,
+                    const std::vector<FractureFootprint>& prints, const std::vector<int>& fractured,
+                    const std::string& prefix);
 
 }  // namespace cspine::synth

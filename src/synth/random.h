@@ -15,11 +15,17 @@ inline uint64_t mix64(uint64_t x) {
   x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
   return x ^ (x >> 31);
 }
-inline uint64_t hash2(uint64_t a, uint64_t b) { return mix64(a ^ mix64(b + 0x632be59bd9b4e019ULL)); }
-inline uint64_t hash3(uint64_t a, uint64_t b, uint64_t c) { return hash2(hash2(a, b), c); }
+inline uint64_t hash2(uint64_t a, uint64_t b) {
+  return mix64(a ^ mix64(b + 0x632be59bd9b4e019ULL));
+}
+inline uint64_t hash3(uint64_t a, uint64_t b, uint64_t c) {
+  return hash2(hash2(a, b), c);
+}
 
 // Uniform in [0, 1) from the top 53 bits.
-inline double to_unit(uint64_t x) { return static_cast<double>(x >> 11) * (1.0 / 9007199254740992.0); }
+inline double to_unit(uint64_t x) {
+  return static_cast<double>(x >> 11) * (1.0 / 9007199254740992.0);
+}
 
 // A standard normal value that depends only on `key` (Box-Muller on two hashed uniforms).
 inline double normal_at(uint64_t key) {

@@ -103,37 +103,38 @@ Rendered render(const Phantom& ph, const Grid& g, uint64_t noise_seed, int threa
         for (int bi0 = i0; bi0 <= i1; bi0 += block) {
           const int bj1 = std::min(j1, bj + block - 1), bi1 = std::min(i1, bi0 + block - 1);
           if (blocks) {
-            const V3 pc = b.to_local({g.origin.x + 0.5 * (bi0 + bi1) * g.pixel_mm, g.origin.y + 0.5 * (bj + bj1) * g.pixel_mm, z});
+            const V3 pc = b.to_local(
+                {g.origin.x + 0.5 * (bi0 + bi1) * g.pixel_mm, g.origin.y + 0.5 * (bj + bj1) * g.pixel_mm, z});
             double dc = b.distance(pc, true);
             if (fractured) dc = std::min(dc, b.distance(pc, false));
             if (dc > half_diag + h_bone + 1.0) continue;
           }
           for (int j = bj; j <= bj1; ++j)
             for (int i = bi0; i <= bi1; ++i) {
-          const V3 p = b.to_local({g.origin.x + i * g.pixel_mm, g.origin.y + j * g.pixel_mm, z});
-          const std::size_t idx = static_cast<std::size_t>(j) * g.columns + i;
-          const double d = b.distance(p, true);
-          double d_label = d;
-          if (fractured) {
-            const double d0 = b.distance(p, false);
-            d_label = std::min(d, d0);  // the fracture zone stays part of the vertebra's label
-            auto composite = [&](double dd, bool with) {
-              const double c = coverage(dd, h_bone);
-              return c > 0 ? soft[idx] + (b.bone_hu(p, -dd, h_bone, with) - soft[idx]) * c : soft[idx];
-            };
-            if (std::min(d, d0) < h_bone && std::abs(composite(d, true) - composite(d0, false)) > kFractureHu) {
-              ++fp.pixels;
-              fp.x0 = std::min(fp.x0, i);
-              fp.y0 = std::min(fp.y0, j);
-              fp.x1 = std::max(fp.x1, i);
-              fp.y1 = std::max(fp.y1, j);
-            }
-          }
-          if (d < best[idx]) {
-            best[idx] = static_cast<float>(d);
-            owner[idx] = static_cast<int16_t>(bi);
-          }
-          if (d_label < 0 && b.label > 0) lab[idx] = static_cast<uint8_t>(b.label);
+              const V3 p = b.to_local({g.origin.x + i * g.pixel_mm, g.origin.y + j * g.pixel_mm, z});
+              const std::size_t idx = static_cast<std::size_t>(j) * g.columns + i;
+              const double d = b.distance(p, true);
+              double d_label = d;
+              if (fractured) {
+                const double d0 = b.distance(p, false);
+                d_label = std::min(d, d0);  // the fracture zone stays part of the vertebra's label
+                auto composite = [&](double dd, bool with) {
+                  const double c = coverage(dd, h_bone);
+                  return c > 0 ? soft[idx] + (b.bone_hu(p, -dd, h_bone, with) - soft[idx]) * c : soft[idx];
+                };
+                if (std::min(d, d0) < h_bone && std::abs(composite(d, true) - composite(d0, false)) > kFractureHu) {
+                  ++fp.pixels;
+                  fp.x0 = std::min(fp.x0, i);
+                  fp.y0 = std::min(fp.y0, j);
+                  fp.x1 = std::max(fp.x1, i);
+                  fp.y1 = std::max(fp.y1, j);
+                }
+              }
+              if (d < best[idx]) {
+                best[idx] = static_cast<float>(d);
+                owner[idx] = static_cast<int16_t>(bi);
+              }
+              if (d_label < 0 && b.label > 0) lab[idx] = static_cast<uint8_t>(b.label);
             }
         }
       if (fp.pixels > 0) {

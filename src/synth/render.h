@@ -18,17 +18,17 @@ struct Grid {
 
 // Pixels of one slice where a fracture changed the image by more than kFractureHu.
 struct FractureFootprint {
-  int label = 0;  // vertebra
-  int slice = 0;  // k in the grid (0 = lowest)
+  int label = 0;                       // vertebra
+  int slice = 0;                       // k in the grid (0 = lowest)
   int x0 = 0, y0 = 0, x1 = 0, y1 = 0;  // inclusive pixel box (column, row)
   long pixels = 0;
 };
 
 struct Rendered {
-  Volume volume;                // HU, geometry of the grid (identity direction)
-  std::vector<uint8_t> labels;  // same layout as volume.hu
+  Volume volume;                              // HU, geometry of the grid (identity direction)
+  std::vector<uint8_t> labels;                // same layout as volume.hu
   std::vector<FractureFootprint> footprints;  // one per (fractured vertebra, slice) with changed pixels
-  std::vector<long> changed_voxels;            // per label 0..15: voxels changed by fractures
+  std::vector<long> changed_voxels;           // per label 0..15: voxels changed by fractures
 };
 
 inline constexpr double kFractureHu = 100.0;  // an image change smaller than this is not a visible fracture

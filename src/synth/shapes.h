@@ -11,17 +11,31 @@ namespace cspine::synth {
 struct V3 {
   double x = 0, y = 0, z = 0;
 };
-inline V3 operator+(V3 a, V3 b) { return {a.x + b.x, a.y + b.y, a.z + b.z}; }
-inline V3 operator-(V3 a, V3 b) { return {a.x - b.x, a.y - b.y, a.z - b.z}; }
-inline V3 operator*(V3 a, double s) { return {a.x * s, a.y * s, a.z * s}; }
-inline V3 operator*(double s, V3 a) { return a * s; }
-inline double dot(V3 a, V3 b) { return a.x * b.x + a.y * b.y + a.z * b.z; }
-inline double length(V3 a) { return std::sqrt(dot(a, a)); }
+inline V3 operator+(V3 a, V3 b) {
+  return {a.x + b.x, a.y + b.y, a.z + b.z};
+}
+inline V3 operator-(V3 a, V3 b) {
+  return {a.x - b.x, a.y - b.y, a.z - b.z};
+}
+inline V3 operator*(V3 a, double s) {
+  return {a.x * s, a.y * s, a.z * s};
+}
+inline V3 operator*(double s, V3 a) {
+  return a * s;
+}
+inline double dot(V3 a, V3 b) {
+  return a.x * b.x + a.y * b.y + a.z * b.z;
+}
+inline double length(V3 a) {
+  return std::sqrt(dot(a, a));
+}
 inline V3 normalized(V3 a) {
   const double l = length(a);
   return l > 0 ? a * (1.0 / l) : V3{0, 0, 1};
 }
-inline V3 cross(V3 a, V3 b) { return {a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x}; }
+inline V3 cross(V3 a, V3 b) {
+  return {a.y * b.z - a.z * b.y, a.z * b.x - a.x * b.z, a.x * b.y - a.y * b.x};
+}
 
 // Rotation matrix, row-major.
 struct M3 {
@@ -35,13 +49,16 @@ struct M3 {
     for (int i = 0; i < 3; ++i)
       for (int j = 0; j < 3; ++j) {
         double s = 0;
-        for (int k = 0; k < 3; ++k) s += m[static_cast<std::size_t>(i * 3 + k)] * o.m[static_cast<std::size_t>(k * 3 + j)];
+        for (int k = 0; k < 3; ++k)
+          s += m[static_cast<std::size_t>(i * 3 + k)] * o.m[static_cast<std::size_t>(k * 3 + j)];
         r.m[static_cast<std::size_t>(i * 3 + j)] = s;
       }
     return r;
   }
   M3 transposed() const { return {{m[0], m[3], m[6], m[1], m[4], m[7], m[2], m[5], m[8]}}; }
-  V3 column(int c) const { return {m[static_cast<std::size_t>(c)], m[static_cast<std::size_t>(3 + c)], m[static_cast<std::size_t>(6 + c)]}; }
+  V3 column(int c) const {
+    return {m[static_cast<std::size_t>(c)], m[static_cast<std::size_t>(3 + c)], m[static_cast<std::size_t>(6 + c)]};
+  }
 };
 inline M3 rot_x(double a) {
   const double c = std::cos(a), s = std::sin(a);
@@ -98,6 +115,8 @@ inline double smin(double a, double b, double k) {
 }
 
 // Fraction of a voxel of size h covered by a shape at signed distance d from the voxel centre.
-inline double coverage(double d, double h) { return std::clamp(0.5 - d / h, 0.0, 1.0); }
+inline double coverage(double d, double h) {
+  return std::clamp(0.5 - d / h, 0.0, 1.0);
+}
 
 }  // namespace cspine::synth

@@ -24,7 +24,9 @@ void install_interrupt_handlers() {
   std::signal(SIGTERM, on_signal);
 }
 
-bool interrupted() { return g_signal != 0; }
+bool interrupted() {
+  return g_signal != 0;
+}
 
 void throw_if_interrupted() {
   if (g_signal != 0)

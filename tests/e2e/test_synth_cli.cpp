@@ -1,11 +1,10 @@
 // `cspine synth` through the real binary: options, exit codes, and agreement of what it writes with
 // dcm2niix, an independent DICOM reader.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cmath>
-
 #include <fstream>
+#include <nlohmann/json.hpp>
 
 #include "cspine/volume.h"
 #include "support/fixtures.h"
@@ -53,7 +52,8 @@ TEST(SynthCli, Dcm2niixReadsTheSameVolumes) {
   TempDir tmp;
   for (const std::string ts : {"explicit", "implicit", "jpeg-lossless", "rle", "j2k"}) {
     const std::string d = tmp / ts;
-    ASSERT_EQ(synth("-o " + q(d) + " -n 2 --matrix 96 --slices 40 --seed 8 --test-fraction 0 --transfer-syntax " + ts), 0);
+    ASSERT_EQ(synth("-o " + q(d) + " -n 2 --matrix 96 --slices 40 --seed 8 --test-fraction 0 --transfer-syntax " + ts),
+              0);
     for (const auto& e : fs::directory_iterator(d + "/train_images")) {
       const std::string study = e.path().string();
       const std::string ours_path = tmp / (ts + "-" + e.path().filename().string() + ".nii");
@@ -74,9 +74,10 @@ TEST(SynthCli, EvaluateScoresTheSampleSubmissionAgainstTheTestLabels) {
   const std::string d = tmp / "d";
   ASSERT_EQ(synth("-o " + q(d) + " -n 6 --matrix 64 --slices 24 --seed 3 --test-fraction 0.5"), 0);
   std::string out, err;
-  const int rc = run_command(q(CSPINE_BINARY) + " evaluate --predictions " + q(d + "/sample_submission.csv") + " --labels " +
-                                 q(d + "/test_labels.csv") + " --bootstrap 50 --json " + q(tmp / "e.json"),
-                             &out, &err);
+  const int rc =
+      run_command(q(CSPINE_BINARY) + " evaluate --predictions " + q(d + "/sample_submission.csv") + " --labels " +
+                      q(d + "/test_labels.csv") + " --bootstrap 50 --json " + q(tmp / "e.json"),
+                  &out, &err);
   ASSERT_EQ(rc, 0) << err;
   const auto j = nlohmann::json::parse(std::ifstream(tmp / "e.json"));
   // Constant 0.5: every study's weighted log loss is ln 2, whatever its labels.

@@ -1,10 +1,10 @@
 // cspine synth: what it writes is readable without warnings, aligned through the headers, faithful to what
 // was drawn, identical for a seed, and in the RSNA 2022 layout.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
 
@@ -58,7 +58,9 @@ std::string warnings_text(const Warnings& w) {
   return s;
 }
 
-LoadedSeries load_one(const std::string& study_dir) { return load_study(scan_studies(study_dir), ""); }
+LoadedSeries load_one(const std::string& study_dir) {
+  return load_study(scan_studies(study_dir), "");
+}
 
 // Bytes of every file under `dir`, keyed by relative path.
 std::map<std::string, std::string> tree(const std::string& dir) {
@@ -78,7 +80,8 @@ std::map<std::string, std::string> tree(const std::string& dir) {
 TEST(Synth, EveryTransferSyntaxLoadsWithoutWarningsAndLosslessOnesDecodeIdentically) {
   TempDir tmp;
   std::optional<Volume> reference;
-  for (const std::string ts : {"explicit", "implicit", "big-endian", "deflated", "jpeg-lossless", "jpeg-ls", "rle", "j2k"}) {
+  for (const std::string ts :
+       {"explicit", "implicit", "big-endian", "deflated", "jpeg-lossless", "jpeg-ls", "rle", "j2k"}) {
     SynthOptions o = small(tmp / ts, 1, 7);
     o.slices = 40;
     o.matrix = 96;
@@ -124,7 +127,8 @@ TEST(Synth, LabelledVoxelsAreBoneOnceAlignedThroughTheHeaders) {
           const auto idx = lps_to_index(l.volume, seg.voxel_to_lps(i, j, k));
           const int ci = static_cast<int>(std::lround(idx[0])), cj = static_cast<int>(std::lround(idx[1])),
                     ck = static_cast<int>(std::lround(idx[2]));
-          ASSERT_TRUE(ci >= 0 && cj >= 0 && ck >= 0 && ci < l.volume.size[0] && cj < l.volume.size[1] && ck < l.volume.size[2]);
+          ASSERT_TRUE(ci >= 0 && cj >= 0 && ck >= 0 && ci < l.volume.size[0] && cj < l.volume.size[1] &&
+                      ck < l.volume.size[2]);
           ++labelled;
           if (l.volume.at(ci, cj, ck) > 150) ++bone;
         }
@@ -173,8 +177,8 @@ void check_labels_against_difference(const TempDir& tmp, SynthOptions with, doub
     std::vector<std::array<int, 5>> study_boxes;  // x, y, w, h, k
     for (std::size_t r = 1; r < boxes.size(); ++r)
       if (boxes[r][0] == uid)
-        study_boxes.push_back({std::stoi(boxes[r][1]), std::stoi(boxes[r][2]), std::stoi(boxes[r][3]), std::stoi(boxes[r][4]),
-                               k_of.at(std::stoi(boxes[r][5]))});
+        study_boxes.push_back({std::stoi(boxes[r][1]), std::stoi(boxes[r][2]), std::stoi(boxes[r][3]),
+                               std::stoi(boxes[r][4]), k_of.at(std::stoi(boxes[r][5]))});
     std::vector<int> row;
     for (std::size_t r = 1; r < train.size(); ++r)
       if (train[r][0] == uid)
@@ -212,7 +216,8 @@ void check_labels_against_difference(const TempDir& tmp, SynthOptions with, doub
           // a fractured and an intact one, it is the fractured one's.
           const auto near = label_near(va, i, j, k);
           bool any_fractured = false;
-          for (int v = 1; v <= 7; ++v) any_fractured |= near[static_cast<std::size_t>(v)] && fractured_label[static_cast<std::size_t>(v)];
+          for (int v = 1; v <= 7; ++v)
+            any_fractured |= near[static_cast<std::size_t>(v)] && fractured_label[static_cast<std::size_t>(v)];
           for (int v = 1; v <= 7; ++v)
             if (near[static_cast<std::size_t>(v)] && fractured_label[static_cast<std::size_t>(v)] == any_fractured)
               ++changed_in_label[static_cast<std::size_t>(v)];
@@ -230,8 +235,12 @@ void check_labels_against_difference(const TempDir& tmp, SynthOptions with, doub
     for (int v = 1; v <= 7; ++v) {
       const int label = row[static_cast<std::size_t>(v)];
       any |= label;
-      if (label) EXPECT_GE(changed_in_label[static_cast<std::size_t>(v)], 4) << uid << " C" << v << " labelled fractured but unchanged";
-      else EXPECT_LT(changed_in_label[static_cast<std::size_t>(v)], 4) << uid << " C" << v << " changed but labelled intact";
+      if (label)
+        EXPECT_GE(changed_in_label[static_cast<std::size_t>(v)], 4)
+            << uid << " C" << v << " labelled fractured but unchanged";
+      else
+        EXPECT_LT(changed_in_label[static_cast<std::size_t>(v)], 4)
+            << uid << " C" << v << " changed but labelled intact";
     }
     EXPECT_EQ(row[0], any) << "patient_overall must be the OR of C1-C7";
     if (any) {
@@ -242,7 +251,8 @@ void check_labels_against_difference(const TempDir& tmp, SynthOptions with, doub
       EXPECT_TRUE(study_boxes.empty());
     }
     for (std::size_t bi = 0; bi < study_boxes.size(); ++bi)
-      EXPECT_GE(changed_in_box[bi], 3) << uid << " box " << bi << " on slice " << study_boxes[bi][4] << " shows no change";
+      EXPECT_GE(changed_in_box[bi], 3) << uid << " box " << bi << " on slice " << study_boxes[bi][4]
+                                       << " shows no change";
   }
   *fractured_out = fractured_studies;
   // Nothing but the fractures differs: acquisition, storage, numbering, noise and anatomy are the same, so no
@@ -330,7 +340,8 @@ TEST(Synth, KaggleLayoutNumberingAndTables) {
   for (const auto& s : manifest["studies"]) {
     (s["split"] == "test" ? test_uids : train_uids).push_back(s["study_uid"]);
     numberings.insert(s["numbering"].get<std::string>());
-    const std::string dir = tmp / ((s["split"] == "test" ? "d/test_images/" : "d/train_images/") + s["study_uid"].get<std::string>());
+    const std::string dir =
+        tmp / ((s["split"] == "test" ? "d/test_images/" : "d/train_images/") + s["study_uid"].get<std::string>());
     // Files are named after their InstanceNumber, 1..N, and numbering runs from the head or the feet.
     double z_first = 0, z_last = 0;
     for (int n = 1; n <= 32; ++n) {
@@ -343,7 +354,8 @@ TEST(Synth, KaggleLayoutNumberingAndTables) {
     }
     EXPECT_EQ(s["numbering"] == "head-first", z_first > z_last) << dir;
     EXPECT_FALSE(fs::exists(dir + "/33.dcm"));
-    EXPECT_EQ(fs::exists(tmp / ("d/segmentations/" + s["study_uid"].get<std::string>() + ".nii")), s["split"] == "train");
+    EXPECT_EQ(fs::exists(tmp / ("d/segmentations/" + s["study_uid"].get<std::string>() + ".nii")),
+              s["split"] == "train");
   }
   EXPECT_EQ(train_uids.size(), 4u);
   EXPECT_EQ(test_uids.size(), 2u);
