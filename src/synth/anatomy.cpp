@@ -77,14 +77,21 @@ double part_distance(const Part& p, V3 q, const Fracture* compression) {
       d = sd_capsule(q, p.a, p.b, p.ra, p.rb);
       break;
     case PartShape::cylinder: {
-      double top = p.b.z;
+      const double x = q.x - p.a.x, y = q.y - p.a.y;
+      double top = p.b.z, bottom = p.a.z;
+      if (p.body) {
+        // Concave end plates, deepest in the middle, and the lip at the front of the lower plate.
+        const double centre = 1.0 - std::min(1.0, (x * x) / (p.r.x * p.r.x) + (y * y) / (p.r.y * p.r.y));
+        const double front = std::clamp(-y / p.r.y, 0.0, 1.0);
+        top -= p.cup_top * centre;
+        bottom += p.cup_bottom * centre - p.lip * front * front * front;
+      }
       if (compression && p.body) {
         // Height lost at the top plate: all of it anteriorly for a wedge, evenly otherwise.
-        const double ry = p.r.y;
-        const double anterior = compression->wedge ? std::clamp((ry - (q.y - p.a.y)) / (2 * ry), 0.0, 1.0) : 1.0;
+        const double anterior = compression->wedge ? std::clamp((p.r.y - y) / (2 * p.r.y), 0.0, 1.0) : 1.0;
         top -= compression->compression * (p.b.z - p.a.z) * anterior;
       }
-      d = sd_elliptic_cylinder({q.x - p.a.x, q.y - p.a.y, q.z}, p.r.x, p.r.y, p.a.z, top, p.r.z);
+      d = sd_elliptic_cylinder({x, y, q.z}, p.r.x, p.r.y, bottom, top, p.r.z);
       break;
     }
   }
@@ -147,7 +154,7 @@ void Bone::finish() {
         break;
       }
       case PartShape::cylinder:
-        lo = {p.a.x - p.r.x, p.a.y - p.r.y, p.a.z};
+        lo = {p.a.x - p.r.x, p.a.y - p.r.y, p.a.z - p.lip};
         hi = {p.a.x + p.r.x, p.a.y + p.r.y, p.b.z};
         break;
     }
@@ -256,6 +263,9 @@ void build_subaxial(Bone& b, const LevelSize& L, double s, Rng& rng) {
   b.body_r = {rx, ry, h / 2};
   Part body = cylinder({0, 0, 0}, rx, ry, -h / 2, h / 2, 1.3 * s, 0.0);
   body.body = true;
+  body.cup_top = rng.uniform(0.5, 1.0) * s;
+  body.cup_bottom = rng.uniform(0.7, 1.3) * s;
+  body.lip = thoracic ? 0.0 : rng.uniform(1.0, 2.0) * s;
   b.parts.push_back(body);
   const double pillar_h = (h + L.disc_below * s) / 2 - 0.8;
   for (double side : {-1.0, 1.0}) {
@@ -298,6 +308,8 @@ void build_c2(Bone& b, double s, Rng& rng, double& dens_top) {
   b.body_r = {rx, ry, h / 2};
   Part body = cylinder({0, 0, 0}, rx, ry, -h / 2, h / 2, 1.3 * s, 0.0);
   body.body = true;
+  body.cup_bottom = rng.uniform(0.7, 1.3) * s;
+  body.lip = rng.uniform(1.5, 2.5) * s;  // C2's anterior-inferior lip is prominent
   b.parts.push_back(body);
   dens_top = h / 2 + 15 * s;
   b.parts.push_back(capsule({0, -1.5 * s, h / 2 - 2}, {0, -1.0 * s, dens_top - 4.2 * s}, 5.0 * s, 4.2 * s, 2.5));

@@ -18,6 +18,8 @@ struct Part {
   PartShape shape = PartShape::ellipsoid;
   bool subtract = false;  // a hole (foramen, vascular channel) rather than bone
   bool body = false;      // the vertebral body: compression fractures act on it
+  double cup_top = 0, cup_bottom = 0;  // body: how far the end plates dip towards the centre, mm
+  double lip = 0;                      // body: how far the front of the lower end plate hangs down, mm
   V3 a, b;                // ellipsoid/shell centre in a; capsule ends a, b; cylinder: centre xy in a, z from a.z to b.z
   V3 r;                   // ellipsoid/shell radii; cylinder semi-axes in r.x, r.y and rim rounding in r.z
   double ra = 0, rb = 0;  // capsule radii at a and b; shell thickness in ra

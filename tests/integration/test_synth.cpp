@@ -144,9 +144,9 @@ TEST(Synth, LabelledVoxelsAreBoneOnceAlignedThroughTheHeaders) {
 namespace {
 // Generates the same studies with and without fractures into tmp/with and tmp/without, checks labels, boxes
 // and metadata against the difference image, and returns how many studies are labelled fractured.
-// `min_boxed`: the share of changed voxels that must fall in a box (the rest: fractures too faint to label,
-// and slices where a fracture touches fewer than 3 pixels, which get no box).
-void check_labels_against_difference(const TempDir& tmp, SynthOptions with, double min_boxed, int* fractured_out) {
+// Every changed voxel is in a box, except on slices where a fracture touches fewer than 3 pixels (no box
+// there) and for fractures too faint to label (fewer than 4 voxels): at most a few per slice.
+void check_labels_against_difference(const TempDir& tmp, SynthOptions with, int* fractured_out) {
   SynthOptions without = with;
   without.out_dir = tmp / "without";
   with.out_dir = tmp / "with";
@@ -204,13 +204,15 @@ void check_labels_against_difference(const TempDir& tmp, SynthOptions with, doub
       return near;
     };
     long changed = 0, changed_in_boxes = 0;
+    std::map<int, int> unboxed_per_slice;
     std::array<long, 8> changed_in_label{};
     std::vector<long> changed_in_box(study_boxes.size(), 0);
     const Volume& va = fa.volume;
     for (int k = 0; k < va.size[2]; ++k)
       for (int j = 0; j < va.size[1]; ++j)
         for (int i = 0; i < va.size[0]; ++i) {
-          if (std::abs(va.at(i, j, k) - fb.volume.at(i, j, k)) <= 100) continue;
+          if (std::abs(va.at(i, j, k) - fb.volume.at(i, j, k)) <= 110)
+            continue;  // synth draws the line at 100 before rounding
           ++changed;
           // A change is the fracture of the vertebra it touches (within a voxel: edges blur); where it touches
           // a fractured and an intact one, it is the fractured one's.
@@ -229,7 +231,10 @@ void check_labels_against_difference(const TempDir& tmp, SynthOptions with, doub
               ++changed_in_box[bi];
             }
           }
-          if (in_box) ++changed_in_boxes;
+          if (in_box)
+            ++changed_in_boxes;
+          else
+            ++unboxed_per_slice[k];
         }
     int any = 0;
     for (int v = 1; v <= 7; ++v) {
@@ -246,10 +251,12 @@ void check_labels_against_difference(const TempDir& tmp, SynthOptions with, doub
     if (any) {
       ++fractured_studies;
       ASSERT_FALSE(study_boxes.empty()) << uid;
-      EXPECT_GE(static_cast<double>(changed_in_boxes) / changed, min_boxed) << uid << ": changes outside the boxes";
+      EXPECT_GT(changed_in_boxes, 0) << uid;
     } else {
       EXPECT_TRUE(study_boxes.empty());
     }
+    for (const auto& [slice, n] : unboxed_per_slice)
+      EXPECT_LE(n, 4) << uid << ": " << n << " changed voxels outside every box on slice " << slice;
     for (std::size_t bi = 0; bi < study_boxes.size(); ++bi)
       EXPECT_GE(changed_in_box[bi], 3) << uid << " box " << bi << " on slice " << study_boxes[bi][4]
                                        << " shows no change";
@@ -280,7 +287,7 @@ TEST(Synth, LabelsAndBoxesAgreeWithWhatTheFracturesChanged) {
   SynthOptions o = small("", 4, 33);
   o.difficulty = 0.3;
   int fractured = 0;
-  check_labels_against_difference(tmp, o, 0.95, &fractured);
+  check_labels_against_difference(tmp, o, &fractured);
   EXPECT_GE(fractured, 3);  // with --fracture-rate 1 at this size, nearly every drawn fracture is visible
 }
 
@@ -292,7 +299,7 @@ TEST(Synth, FracturesThatDoNotShowAreNotLabelled) {
   o.slices = 48;
   o.difficulty = 1;
   int fractured = 0;
-  check_labels_against_difference(tmp, o, 0.8, &fractured);  // few changed voxels at 64x64: a coarser share
+  check_labels_against_difference(tmp, o, &fractured);
   const auto manifest = nlohmann::json::parse(std::ifstream(tmp / "with/synth.json"));
   int invisible = 0;
   for (const auto& st : manifest["studies"])
