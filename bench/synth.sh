@@ -18,8 +18,9 @@ results="$WORK/results.txt"
 : > "$results"
 for ts in explicit jpeg-lossless; do
   json="$WORK/$ts.json"
-  hyperfine --warmup 1 --runs "$RUNS" --export-json "$json" \
-    -n "$ts" "$BUILD_DIR/cspine -q synth -o $WORK/o --overwrite -n 1 --seed 1 --slices $SLICES --transfer-syntax $ts" >/dev/null
+  # The previous output is removed before each run (not timed).
+  hyperfine --warmup 1 --runs "$RUNS" --export-json "$json" --prepare "rm -rf $WORK/o" \
+    -n "$ts" "$BUILD_DIR/cspine -q synth -o $WORK/o -n 1 --seed 1 --slices $SLICES --transfer-syntax $ts" >/dev/null
   # Stage split from the log of one more run.
   split=$("$BUILD_DIR/cspine" synth -o "$WORK/o" --overwrite -n 1 --seed 1 --slices "$SLICES" --transfer-syntax "$ts" 2>&1 |
           grep -o 'render [0-9.]* s, write [0-9.]* s' | head -1)

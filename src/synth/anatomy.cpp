@@ -907,7 +907,9 @@ SoftSlice soft_slice(const Phantom& ph, const TrackPoint& at) {
   return s;
 }
 
-double soft_tissue_hu(const SoftSlice& s, double x, double y, double h) {
+namespace {
+// HU at (x, y) given the blobs that can reach this row.
+double soft_hu_at(const SoftSlice& s, double x, double y, double h, const SoftSlice::Blob* const* blobs, std::size_t n) {
   // A frame that turns with the patient: u to the patient's left, v backwards.
   auto local = [&](double cx, double cy, double& u, double& v) {
     const double dx = x - cx, dy = y - cy;
@@ -934,14 +936,73 @@ double soft_tissue_hu(const SoftSlice& s, double x, double y, double h) {
     hu += (s.fat_hu - hu) * coverage(d_out + s.skin_mm, h);
     hu += (s.muscle_hu - hu) * coverage(d_out + s.skin_mm + s.fat_mm, h);
   }
-  for (const SoftSlice::Blob& b : s.blobs) {
+  for (std::size_t i = 0; i < n; ++i) {
+    const SoftSlice::Blob& b = *blobs[i];
     const double reach = std::max(b.rx, b.ry) + h + 1;
-    if (std::abs(x - b.x) > reach || std::abs(y - b.y) > reach) continue;
+    if (std::abs(x - b.x) > reach) continue;
     double eu, ev;
     local(b.x, b.y, eu, ev);
     hu += (b.hu - hu) * coverage(sd_ellipse(eu, ev, b.rx, b.ry), h) * inside;
   }
   return hu;
+}
+}  // namespace
+
+double soft_tissue_hu(const SoftSlice& s, double x, double y, double h) {
+  std::vector<const SoftSlice::Blob*> blobs;
+  for (const auto& b : s.blobs) blobs.push_back(&b);
+  return soft_hu_at(s, x, y, h, blobs.data(), blobs.size());
+}
+
+void soft_tissue_row(const SoftSlice& s, double y, double x0, double dx, int n, double h, float* out) {
+  // The same arithmetic as soft_tissue_hu, pixel by pixel, but each structure only visits the pixels it can
+  // reach: the outline first, then the blobs in drawing order.
+  const double margin = 1.0 + (h + 1.0) / std::min(s.rx, s.ry);
+  const double inner_rx = s.rx - s.skin_mm - s.fat_mm - h - 1, inner_ry = s.ry - s.skin_mm - s.fat_mm - h - 1;
+  thread_local std::vector<double> hu, inside;
+  hu.assign(static_cast<std::size_t>(n), 0.0);
+  inside.assign(static_cast<std::size_t>(n), -1.0);  // -1: outside the body, no blob applies
+  const double dy = y - s.cy;
+  for (int i = 0; i < n; ++i) {
+    const double px = x0 + i * dx, ddx = px - s.cx;
+    const double u = s.cos_r * ddx + s.sin_r * dy, v = -s.sin_r * ddx + s.cos_r * dy;
+    const double q = (u * u) / (s.rx * s.rx) + (v * v) / (s.ry * s.ry);
+    const auto k = static_cast<std::size_t>(i);
+    if (q > margin * margin) {
+      if (y < s.table_y - h || y > s.table_y + s.table_mm + h) {
+        hu[k] = -1000.0;
+      } else {
+        const double d_table = std::abs(y - (s.table_y + 0.5 * s.table_mm)) - 0.5 * s.table_mm;
+        hu[k] = -1000.0 + (s.table_hu + 1000.0) * coverage(d_table, h);
+      }
+      continue;
+    }
+    hu[k] = s.muscle_hu;
+    inside[k] = 1.0;
+    if (inner_rx <= 0 || inner_ry <= 0 || (u * u) / (inner_rx * inner_rx) + (v * v) / (inner_ry * inner_ry) >= 1.0) {
+      const double d_out = sd_ellipse(u, v, s.rx, s.ry);
+      inside[k] = coverage(d_out + s.skin_mm, h);
+      hu[k] = -1000.0 + (s.skin_hu + 1000.0) * coverage(d_out, h);
+      hu[k] += (s.fat_hu - hu[k]) * coverage(d_out + s.skin_mm, h);
+      hu[k] += (s.muscle_hu - hu[k]) * coverage(d_out + s.skin_mm + s.fat_mm, h);
+    }
+  }
+  for (const SoftSlice::Blob& b : s.blobs) {
+    const double reach = std::max(b.rx, b.ry) + h + 1;
+    if (std::abs(y - b.y) > reach) continue;
+    const int i0 = std::max(0, static_cast<int>(std::floor((b.x - reach - x0) / dx)));
+    const int i1 = std::min(n - 1, static_cast<int>(std::ceil((b.x + reach - x0) / dx)));
+    const double bdy = y - b.y;
+    for (int i = i0; i <= i1; ++i) {
+      const auto k = static_cast<std::size_t>(i);
+      const double px = x0 + i * dx;
+      if (inside[k] < 0 || std::abs(px - b.x) > reach) continue;
+      const double bdx = px - b.x;
+      const double eu = s.cos_r * bdx + s.sin_r * bdy, ev = -s.sin_r * bdx + s.cos_r * bdy;
+      hu[k] += (b.hu - hu[k]) * coverage(sd_ellipse(eu, ev, b.rx, b.ry), h) * inside[k];
+    }
+  }
+  for (int i = 0; i < n; ++i) out[i] = static_cast<float>(hu[static_cast<std::size_t>(i)]);
 }
 
 }  // namespace cspine::synth

@@ -137,6 +137,8 @@ struct SoftSlice {
 SoftSlice soft_slice(const Phantom& ph, const TrackPoint& at);
 // World-space soft tissue HU at (x, y), with partial volume over `pixel_mm`.
 double soft_tissue_hu(const SoftSlice& s, double x, double y, double pixel_mm);
+// The same for n pixels of one row (x0, x0 + dx, ...), faster: only the structures that reach the row.
+void soft_tissue_row(const SoftSlice& s, double y, double x0, double dx, int n, double pixel_mm, float* out);
 // The track interpolated at height z.
 TrackPoint track_at(const Phantom& ph, double z);
 

@@ -121,7 +121,7 @@ nlohmann::json v3_json(synth::V3 v) {
 // the slices from the feet up; notebooks read them as seg[:, ::-1, ::-1].transpose(2, 1, 0). Ours are stored
 // the same way, with an exact affine, so that header-aware readers and code written for the real files both
 // line up (and a reader that ignores the header is wrong in the same way).
-void write_segmentation(const Volume& ct, const std::vector<uint8_t>& labels, const std::string& path) {
+void write_segmentation(const Volume& ct, std::vector<uint8_t>& labels, const std::string& path) {
   Volume geometry;
   geometry.size = ct.size;
   geometry.spacing = ct.spacing;
@@ -129,12 +129,23 @@ void write_segmentation(const Volume& ct, const std::vector<uint8_t>& labels, co
   geometry.origin = {last_row[0], last_row[1], last_row[2]};
   geometry.direction = ct.direction;
   for (int r = 0; r < 3; ++r) geometry.direction[static_cast<std::size_t>(r * 3 + 1)] *= -1.0;
-  std::vector<uint8_t> flipped(labels.size());
+  // Rows flipped in place (no second copy of the label map), written, and flipped back.
   const std::size_t cols = static_cast<std::size_t>(ct.size[0]), rows = static_cast<std::size_t>(ct.size[1]);
-  for (std::size_t k = 0; k < static_cast<std::size_t>(ct.size[2]); ++k)
-    for (std::size_t j = 0; j < rows; ++j)
-      std::copy_n(labels.data() + (k * rows + j) * cols, cols, flipped.data() + (k * rows + (rows - 1 - j)) * cols);
-  write_label_nifti(geometry, flipped, path);
+  auto flip_rows = [&] {
+    for (std::size_t k = 0; k < static_cast<std::size_t>(ct.size[2]); ++k)
+      for (std::size_t j = 0; j < rows / 2; ++j)
+        std::swap_ranges(labels.begin() + static_cast<std::ptrdiff_t>((k * rows + j) * cols),
+                         labels.begin() + static_cast<std::ptrdiff_t>((k * rows + j + 1) * cols),
+                         labels.begin() + static_cast<std::ptrdiff_t>((k * rows + (rows - 1 - j)) * cols));
+  };
+  flip_rows();
+  try {
+    write_label_nifti(geometry, labels, path);
+  } catch (...) {
+    flip_rows();
+    throw;
+  }
+  flip_rows();
 }
 
 // How one study is acquired: everything about it that is not anatomy. Drawn after the phantom, in this order.

@@ -73,9 +73,8 @@ Rendered render(const Phantom& ph, const Grid& g, uint64_t noise_seed, int threa
     std::vector<int16_t> owner(n, -1);
     uint8_t* lab = out.labels.data() + static_cast<std::size_t>(k) * n;
     for (int j = 0; j < g.rows; ++j)
-      for (int i = 0; i < g.columns; ++i)
-        soft[static_cast<std::size_t>(j) * g.columns + i] = static_cast<float>(
-            soft_tissue_hu(soft_plane, g.origin.x + i * g.pixel_mm, g.origin.y + j * g.pixel_mm, h_soft));
+      soft_tissue_row(soft_plane, g.origin.y + j * g.pixel_mm, g.origin.x, g.pixel_mm, g.columns, h_soft,
+                      soft.data() + static_cast<std::size_t>(j) * g.columns);
 
     std::vector<FractureFootprint> prints;
     std::array<long, 16> changed{};
