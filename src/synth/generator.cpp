@@ -469,7 +469,8 @@ std::string wide_row(const SynthStudyInfo& s) {
   return row;
 }
 
-void write_tables(const fs::path& out, const SynthOptions& o, const std::vector<StudyRecord>& records, double seconds) {
+// The tables and the manifest (no timings in them: they stay byte-identical for a seed).
+void write_tables(const fs::path& out, const SynthOptions& o, const std::vector<StudyRecord>& records) {
   const std::string wide_header = "StudyInstanceUID,patient_overall,C1,C2,C3,C4,C5,C6,C7\n";
   std::string train = wide_header, test_labels = wide_header;
   std::string test = "row_id,StudyInstanceUID,prediction_type\n", sample = "row_id,fractured\n";
@@ -504,10 +505,10 @@ void write_tables(const fs::path& out, const SynthOptions& o, const std::vector<
                             {"matrix", o.matrix},
                             {"slices", o.slices == 0 ? nlohmann::json("auto") : nlohmann::json(o.slices)},
                             {"transfer_syntax", o.transfer_syntax},
-                            {"difficulty", o.difficulty}}},
+                            {"difficulty", o.difficulty},
+                            {"inject", o.inject}}},
                           {"studies_written", records.size()},
                           {"studies", studies}};
-  (void)seconds;  // timings vary between runs; the manifest stays byte-identical for a seed
   write_text(out / "synth.json", manifest.dump(1) + "\n");
 }
 
@@ -588,7 +589,7 @@ SynthSummary generate_dataset(const SynthOptions& o) {
         for (const auto& entry : fs::directory_iterator(out / split, ec))
           if (entry.path().filename().string().rfind(".partial-", 0) == 0) fs::remove_all(entry.path(), ec);
       try {
-        write_tables(out, o, records, seconds_since(t0));
+        write_tables(out, o, records);
       } catch (const Error&) {  // the original failure is the one to report
       }
     };
@@ -617,7 +618,7 @@ SynthSummary generate_dataset(const SynthOptions& o) {
     // Tables after each study (at most every few seconds, since they grow with the data set), at the end and
     // on an interrupt: a stopped run keeps consistent labels for what it finished.
     if (i + 1 == o.studies || seconds_since(last_tables) > 3.0) {
-      write_tables(out, o, records, seconds_since(t0));
+      write_tables(out, o, records);
       last_tables = std::chrono::steady_clock::now();
     }
     summary.studies.push_back(s);
