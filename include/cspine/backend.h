@@ -13,7 +13,7 @@
 namespace cspine {
 
 // Bumped whenever the plugin's entry points change; the loader refuses a plugin built for another one.
-inline constexpr int kBackendAbiVersion = 1;
+inline constexpr int kBackendAbiVersion = 2;
 
 // Path of the backend plugin that would be loaded, or empty when none is found. Search order:
 // $CSPINE_TORCH_BACKEND, the executable's folder, <exe>/../lib/cspine, the build tree.
@@ -22,5 +22,10 @@ std::string find_backend_plugin();
 // Loads the plugin (once per process) and returns its description: LibTorch version and devices.
 // Throws cspine::Error with what was tried when it cannot be loaded.
 std::string backend_info();
+
+// Reads the extra file `name` stored in a TorchScript archive (torch.jit.save(..., _extra_files=...))
+// without loading the model. Returns false when the archive has no such file; throws ModelError when the
+// file is not a readable TorchScript archive and cspine::Error when the backend cannot be loaded.
+bool read_model_extra(const std::string& model_path, const std::string& name, std::string& out);
 
 }  // namespace cspine

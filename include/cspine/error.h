@@ -24,6 +24,10 @@ struct InputError : Error {
 struct InvalidInputError : Error {
   explicit InvalidInputError(const std::string& m) : Error(ExitCode::invalid_input, m) {}
 };
+// A model file is missing, unreadable, or breaks the model contract (names the file and the field).
+struct ModelError : Error {
+  explicit ModelError(const std::string& m) : Error(ExitCode::model, m) {}
+};
 // Files were found but none was usable DICOM.
 struct NoDicomError : Error {
   explicit NoDicomError(const std::string& m) : Error(ExitCode::no_dicom, m) {}

@@ -14,6 +14,7 @@ enum class ExitCode : int {
   output_error = 6,
   partial = 7,
   invalid_input = 8,
+  model = 9,
   interrupted = 130,
 };
 
@@ -36,6 +37,8 @@ inline constexpr ExitCodeInfo kExitCodes[] = {
     {ExitCode::partial, "partial", "batch commands: some studies succeeded and some failed (each failure is logged and reported)"},
     {ExitCode::invalid_input, "invalid-input",
      "an input file was read but its content is invalid (the message names the file, line and row)"},
+    {ExitCode::model, "model-error",
+     "a model file is missing, is not TorchScript, or has no valid cspine.json contract (the message says which field)"},
     {ExitCode::interrupted, "interrupted", "batch commands: interrupted by SIGINT or SIGTERM; finished studies were saved"},
 };
 

@@ -74,7 +74,32 @@ Plugin& plugin() {
   return p;
 }
 
+template <typename Fn>
+Fn symbol(const char* name) {
+  Plugin& p = plugin();
+  if (!p.handle) throw Error(ExitCode::internal, p.error);
+  auto f = reinterpret_cast<Fn>(::dlsym(p.handle, name));
+  if (!f) throw Error(ExitCode::internal, "'" + p.path + "' has no " + name + " entry point");
+  return f;
+}
+
 }  // namespace
+
+bool read_model_extra(const std::string& model_path, const std::string& name, std::string& out) {
+  using ReadExtra = int (*)(const char*, const char*, char**, size_t*, char*, size_t);
+  using Free = void (*)(void*);
+  auto read = symbol<ReadExtra>("cspine_backend_read_extra");
+  auto release = symbol<Free>("cspine_backend_free");
+  char* data = nullptr;
+  size_t size = 0;
+  char err[512] = {0};
+  const int rc = read(model_path.c_str(), name.c_str(), &data, &size, err, sizeof err);
+  if (rc == 2) throw ModelError("'" + model_path + "' is not a TorchScript model: " + err);
+  if (rc != 0) return false;
+  out.assign(data, size);
+  release(data);
+  return true;
+}
 
 std::string find_backend_plugin() {
   for (const auto& c : candidates()) {

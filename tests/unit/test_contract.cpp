@@ -1,0 +1,109 @@
+// The model contract parser: a valid document round-trips its fields; each kind of mistake is refused with a
+// message naming the field (the same rules as scripts/cspine_models/contract.py).
+#include <gtest/gtest.h>
+
+#include <nlohmann/json.hpp>
+
+#include "cspine/contract.h"
+#include "cspine/error.h"
+
+using namespace cspine;
+using nlohmann::json;
+
+namespace {
+
+json classifier() {
+  return json::parse(R"({
+    "format": "cspine-model", "contract_version": 1, "kind": "classifier",
+    "input": {"channels": 3, "slice_offsets": [-1, 0, 1], "size": [96, 80], "hu_window": [-500, 1300],
+              "resize": "bilinear", "layout": "VNCHW", "slices_per_vertebra": 24, "crop_margin": 0.15, "min_slices": 5},
+    "output": {"vertebrae": ["C1","C2","C3","C4","C5","C6","C7"], "activation": "sigmoid",
+               "outputs": ["logit", "attention"], "prior": [0.07,0.14,0.04,0.05,0.08,0.14,0.2],
+               "patient_overall": "noisy_or"},
+    "provenance": {"training_data": "synthetic"}})");
+}
+
+json segmentation() {
+  return json::parse(R"({
+    "format": "cspine-model", "contract_version": 1, "kind": "segmentation",
+    "input": {"channels": 3, "slice_offsets": [-1, 0, 1], "size": [128, 128], "hu_window": [-500, 1300]},
+    "output": {"classes": ["background","C1","C2","C3","C4","C5","C6","C7","T1-T3"], "activation": "softmax"}})");
+}
+
+std::string error_of(const json& j) {
+  try {
+    parse_contract(j.dump(), "m.pt");
+  } catch (const ModelError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Contract, ValidDocumentsParse) {
+  const ModelContract c = parse_contract(classifier().dump(), "m.pt");
+  EXPECT_EQ(c.kind, ModelKind::classifier);
+  EXPECT_EQ(c.height, 96);
+  EXPECT_EQ(c.width, 80);
+  EXPECT_EQ(c.channels(), 3);
+  EXPECT_EQ(c.slices_per_vertebra, 24);
+  EXPECT_DOUBLE_EQ(c.crop_margin, 0.15);
+  EXPECT_DOUBLE_EQ(c.prior[6], 0.2);
+  EXPECT_DOUBLE_EQ(c.hu_low, -500);
+  const ModelContract s = parse_contract(segmentation().dump(), "s.pt");
+  EXPECT_EQ(s.kind, ModelKind::segmentation);
+  EXPECT_EQ(s.classes.size(), 9u);
+}
+
+TEST(Contract, EachMistakeIsNamed) {
+  struct Case {
+    std::function<void(json&)> mutate;
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      {[](json& j) { j["contract_version"] = 2; }, "newer than this cspine"},
+      {[](json& j) { j.erase("contract_version"); }, "'contract_version'"},
+      {[](json& j) { j["format"] = "onnx"; }, "'format'"},
+      {[](json& j) { j["kind"] = "detector"; }, "'kind'"},
+      {[](json& j) { j["input"]["channels"] = 2; }, "'input.channels'"},
+      {[](json& j) { j["input"]["slice_offsets"] = json::array(); }, "'input.slice_offsets'"},
+      {[](json& j) { j["input"]["size"] = {96}; }, "'input.size'"},
+      {[](json& j) {
+         j["input"]["size"] = {4, 4};
+       },
+       "'input.size'"},
+      {[](json& j) {
+         j["input"]["hu_window"] = {100, 0};
+       },
+       "'input.hu_window'"},
+      {[](json& j) { j["input"]["resize"] = "bicubic"; }, "'input.resize'"},
+      {[](json& j) { j["input"]["slices_per_vertebra"] = 0; }, "'input.slices_per_vertebra'"},
+      {[](json& j) { j["input"]["crop_margin"] = -1; }, "'input.crop_margin'"},
+      {[](json& j) {
+         j["output"]["prior"] = {0.1, 0.2};
+       },
+       "'output.prior'"},
+      {[](json& j) { j["output"]["prior"][3] = 1.5; }, "'output.prior'"},
+      {[](json& j) { j["output"]["vertebrae"][0] = "T1"; }, "'output.vertebrae'"},
+      {[](json& j) { j["output"]["patient_overall"] = "max"; }, "'output.patient_overall'"},
+  };
+  for (const auto& c : cases) {
+    json j = classifier();
+    c.mutate(j);
+    const std::string msg = error_of(j);
+    EXPECT_NE(msg.find(c.expect), std::string::npos) << "expected '" << c.expect << "' in: " << msg;
+    EXPECT_NE(msg.find("m.pt"), std::string::npos) << msg;
+  }
+  json s = segmentation();
+  s["output"]["classes"][2] = "C3";
+  EXPECT_NE(error_of(s).find("'output.classes'"), std::string::npos);
+  EXPECT_NE(error_of(json::parse("[1, 2]")).find("not a JSON object"), std::string::npos);
+  try {
+    parse_contract("{not json", "x.pt");
+    FAIL() << "no error";
+  } catch (const ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("not valid JSON"), std::string::npos);
+    EXPECT_EQ(e.code(), ExitCode::model);
+  }
+}
