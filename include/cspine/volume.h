@@ -71,6 +71,10 @@ void write_nifti(const Volume& volume, const std::string& path);
 // `geometry`, atomically. Used for vertebra masks.
 void write_label_nifti(const Volume& geometry, const std::vector<uint8_t>& labels, const std::string& path);
 
+// Reads a label NIfTI (any orientation, through its header) onto the voxel grid of `ct` with nearest-neighbour
+// sampling: one uint8 per CT voxel, same layout as `ct.hu`; voxels the file does not cover get 0.
+std::vector<uint8_t> read_labels_on_grid(const std::string& path, const Volume& ct);
+
 // Reads a NIfTI file with ITK (through its header, so orientation is honoured) as int16 values.
 Volume read_nifti(const std::string& path);
 

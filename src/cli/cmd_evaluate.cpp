@@ -63,12 +63,7 @@ void add_evaluate(CLI::App& app, Runner& run) {
       } else {
         std::cout << evaluation_table(result);
         if (!opt->json.empty()) {
-          const std::string text = evaluation_json(result);
-          write_atomically(opt->json, [&](const std::string& tmp) {
-            std::ofstream out(tmp, std::ios::binary);
-            out << text;
-            if (!out.flush()) throw OutputError("cannot write '" + opt->json + "'");
-          });
+          write_text_atomically(opt->json, evaluation_json(result));
           log_info("wrote " + opt->json);
         }
       }

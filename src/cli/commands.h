@@ -13,5 +13,6 @@ void add_convert(CLI::App& app, Runner& run);
 void add_info(CLI::App& app, Runner& run);
 void add_synth(CLI::App& app, Runner& run);
 void add_evaluate(CLI::App& app, Runner& run);
+void add_preprocess(CLI::App& app, Runner& run);
 
 }  // namespace cspine::cli

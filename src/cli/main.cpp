@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   cli::add_inspect(app, run);
   cli::add_convert(app, run);
   cli::add_evaluate(app, run);
+  cli::add_preprocess(app, run);
   cli::add_info(app, run);
   cli::add_synth(app, run);
 

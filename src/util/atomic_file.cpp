@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <system_error>
 
 #include "cspine/error.h"
@@ -54,6 +55,14 @@ void write_atomically(const std::string& path, const std::function<void(const st
     fs::remove(tmp, ignored);
     throw OutputError("cannot write '" + path + "': " + e.what());
   }
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  write_atomically(path, [&](const std::string& tmp) {
+    std::ofstream out(tmp, std::ios::binary);
+    out << text;
+    if (!out.flush()) throw OutputError("cannot write '" + path + "'");
+  });
 }
 
 }  // namespace cspine

@@ -10,6 +10,9 @@ namespace cspine {
 // On any failure the temporary file is removed and OutputError names `path`.
 void write_atomically(const std::string& path, const std::function<void(const std::string&)>& write);
 
+// Writes `text` to `path` atomically (write_atomically with a plain stream).
+void write_text_atomically(const std::string& path, const std::string& text);
+
 // Fails early with OutputError when the folder that would hold `path` is missing or not writable.
 void check_output_path(const std::string& path);
 

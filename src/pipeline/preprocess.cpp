@@ -1,0 +1,181 @@
+// The preprocessing spec (see include/cspine/preprocess.h). Float arithmetic follows PyTorch's CPU kernels
+// operation by operation, so the Python side gives the same values to within rounding.
+#include "cspine/preprocess.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "cspine/error.h"
+
+namespace cspine {
+
+void window_slice(const int16_t* hu, std::size_t count, double low, double high, float* out) {
+  const float lo = static_cast<float>(low), range = static_cast<float>(high) - static_cast<float>(low);
+  for (std::size_t i = 0; i < count; ++i) {
+    const float x = (static_cast<float>(hu[i]) - lo) / range;
+    out[i] = std::min(std::max(x, 0.0f), 1.0f);
+  }
+}
+
+namespace {
+
+// One axis of PyTorch's linear interpolation weights (upsample_bilinear2d, align_corners=False).
+struct Taps {
+  std::vector<int> i0, i1;
+  std::vector<float> w0, w1;
+};
+
+Taps taps(int in, int out) {
+  Taps t;
+  t.i0.resize(out);
+  t.i1.resize(out);
+  t.w0.resize(out);
+  t.w1.resize(out);
+  const float scale = static_cast<float>(in) / static_cast<float>(out);
+  for (int d = 0; d < out; ++d) {
+    float src = scale * (static_cast<float>(d) + 0.5f) - 0.5f;
+    if (src < 0) src = 0;
+    const int i0 = static_cast<int>(src);
+    const int i1 = i0 + (i0 < in - 1 ? 1 : 0);
+    const float l1 = src - static_cast<float>(i0);
+    t.i0[d] = i0;
+    t.i1[d] = i1;
+    t.w1[d] = l1;
+    t.w0[d] = 1.0f - l1;
+  }
+  return t;
+}
+
+}  // namespace
+
+void resize_bilinear(const float* in, int rows, int cols, float* out, int out_rows, int out_cols) {
+  if (rows == out_rows && cols == out_cols) {
+    std::copy(in, in + static_cast<std::size_t>(rows) * cols, out);
+    return;
+  }
+  const Taps ty = taps(rows, out_rows), tx = taps(cols, out_cols);
+  for (int y = 0; y < out_rows; ++y) {
+    const float* r0 = in + static_cast<std::size_t>(ty.i0[y]) * cols;
+    const float* r1 = in + static_cast<std::size_t>(ty.i1[y]) * cols;
+    float* o = out + static_cast<std::size_t>(y) * out_cols;
+    for (int x = 0; x < out_cols; ++x) {
+      const float a = r0[tx.i0[x]] * tx.w0[x] + r0[tx.i1[x]] * tx.w1[x];
+      const float b = r1[tx.i0[x]] * tx.w0[x] + r1[tx.i1[x]] * tx.w1[x];
+      o[x] = a * ty.w0[y] + b * ty.w1[y];
+    }
+  }
+}
+
+std::vector<int> triplet_indices(int k, const std::vector<int>& offsets, int slices) {
+  std::vector<int> idx;
+  idx.reserve(offsets.size());
+  for (int o : offsets) idx.push_back(std::clamp(k + o, 0, slices - 1));
+  return idx;
+}
+
+void segmentation_input(const Volume& v, int k, const ModelContract& c, float* out) {
+  const std::size_t n = v.slice_voxels(), plane = static_cast<std::size_t>(c.height) * c.width;
+  std::vector<float> windowed(n);
+  const auto idx = triplet_indices(k, c.slice_offsets, v.size[2]);
+  for (std::size_t ch = 0; ch < idx.size(); ++ch) {
+    window_slice(v.slice(idx[ch]), n, c.hu_low, c.hu_high, windowed.data());
+    resize_bilinear(windowed.data(), v.size[1], v.size[0], out + ch * plane, c.height, c.width);
+  }
+}
+
+std::array<std::optional<VertebraExtent>, 7> vertebra_extents(const std::vector<uint8_t>& labels,
+                                                              const std::array<int, 3>& size) {
+  const std::size_t plane = static_cast<std::size_t>(size[0]) * size[1];
+  if (labels.size() != plane * static_cast<std::size_t>(size[2]))
+    throw Error(ExitCode::internal, "label map does not match the volume's size");
+  std::array<VertebraExtent, 7> e;
+  std::array<int, 7> last_slice;
+  last_slice.fill(-1);
+  for (auto& x : e) {
+    x.z0 = x.y0 = x.x0 = 1 << 30;
+    x.z1 = x.y1 = x.x1 = -1;
+  }
+  for (int k = 0; k < size[2]; ++k) {
+    const uint8_t* s = labels.data() + static_cast<std::size_t>(k) * plane;
+    for (int j = 0; j < size[1]; ++j) {
+      const uint8_t* row = s + static_cast<std::size_t>(j) * size[0];
+      for (int i = 0; i < size[0]; ++i) {
+        const int l = row[i];
+        if (l < 1 || l > 7) continue;
+        VertebraExtent& x = e[static_cast<std::size_t>(l - 1)];
+        x.z0 = std::min(x.z0, k);
+        x.z1 = std::max(x.z1, k);
+        x.y0 = std::min(x.y0, j);
+        x.y1 = std::max(x.y1, j);
+        x.x0 = std::min(x.x0, i);
+        x.x1 = std::max(x.x1, i);
+        ++x.voxels;
+        if (last_slice[static_cast<std::size_t>(l - 1)] != k) {
+          last_slice[static_cast<std::size_t>(l - 1)] = k;
+          ++x.slices;
+        }
+      }
+    }
+  }
+  std::array<std::optional<VertebraExtent>, 7> out;
+  for (int v = 0; v < 7; ++v) {
+    if (e[static_cast<std::size_t>(v)].voxels == 0) continue;
+    e[static_cast<std::size_t>(v)].label = v + 1;
+    out[static_cast<std::size_t>(v)] = e[static_cast<std::size_t>(v)];
+  }
+  return out;
+}
+
+namespace {
+int floor_div2(int a) {
+  return a >= 0 ? a / 2 : -((-a + 1) / 2);
+}
+}  // namespace
+
+CropBox crop_box(const VertebraExtent& e, double margin) {
+  const int w = e.x1 - e.x0 + 1, h = e.y1 - e.y0 + 1;
+  CropBox b;
+  b.side = static_cast<int>(std::ceil(std::max(w, h) * (1.0 + 2.0 * margin)));
+  b.x = floor_div2(e.x0 + e.x1 + 1 - b.side);
+  b.y = floor_div2(e.y0 + e.y1 + 1 - b.side);
+  return b;
+}
+
+std::vector<int> select_slices(const VertebraExtent& e, int n) {
+  if (n == 1) return {static_cast<int>(std::floor((e.z0 + e.z1) / 2.0 + 0.5))};
+  std::vector<int> out;
+  out.reserve(static_cast<std::size_t>(n));
+  for (int j = 0; j < n; ++j)
+    out.push_back(e.z0 + static_cast<int>(std::floor(static_cast<double>(e.z1 - e.z0) * j / (n - 1) + 0.5)));
+  return out;
+}
+
+std::vector<int> vertebra_input(const Volume& v, const VertebraExtent& e, const ModelContract& c, float* out) {
+  const CropBox b = crop_box(e, c.crop_margin);
+  const std::vector<int> picked = select_slices(e, c.slices_per_vertebra);
+  const std::size_t plane = static_cast<std::size_t>(c.height) * c.width;
+  const int cols = v.size[0], rows = v.size[1];
+  std::vector<float> windowed(v.slice_voxels());
+  std::vector<float> crop(static_cast<std::size_t>(b.side) * b.side);
+  const int x0 = std::max(b.x, 0), x1 = std::min(b.x + b.side, cols);
+  const int y0 = std::max(b.y, 0), y1 = std::min(b.y + b.side, rows);
+  int cached_slice = -1;
+  for (std::size_t n = 0; n < picked.size(); ++n) {
+    const auto idx = triplet_indices(picked[n], c.slice_offsets, v.size[2]);
+    for (std::size_t ch = 0; ch < idx.size(); ++ch) {
+      if (idx[ch] != cached_slice) {
+        window_slice(v.slice(idx[ch]), v.slice_voxels(), c.hu_low, c.hu_high, windowed.data());
+        cached_slice = idx[ch];
+      }
+      std::fill(crop.begin(), crop.end(), 0.0f);
+      for (int y = y0; y < y1; ++y)
+        std::copy(windowed.data() + static_cast<std::size_t>(y) * cols + x0,
+                  windowed.data() + static_cast<std::size_t>(y) * cols + x1,
+                  crop.data() + static_cast<std::size_t>(y - b.y) * b.side + (x0 - b.x));
+      resize_bilinear(crop.data(), b.side, b.side, out + (n * idx.size() + ch) * plane, c.height, c.width);
+    }
+  }
+  return picked;
+}
+
+}  // namespace cspine
