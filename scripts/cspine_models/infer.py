@@ -1,0 +1,61 @@
+"""Running exported models on a study in Python: segmentation over every slice, vertebra extents from the
+predicted label map, classifier on the crops. Used for held-out metrics of trained models (and as the
+building block of a Python reference pipeline)."""
+
+import numpy as np
+import torch
+
+from . import contract as ct
+from . import preprocess as pp
+
+
+class Models:
+    def __init__(self, seg_path, cls_path, device="cpu"):
+        self.device = torch.device(device)
+        self.seg_contract = ct.read(seg_path)
+        self.cls_contract = ct.read(cls_path)
+        if self.seg_contract["kind"] != "segmentation" or self.cls_contract["kind"] != "classifier":
+            raise ct.ContractError("expected a segmentation model and a classifier model")
+        self.seg = torch.jit.load(str(seg_path), map_location=self.device).eval()
+        self.cls = torch.jit.load(str(cls_path), map_location=self.device).eval()
+
+
+def segment(models, volume, batch_size=32):
+    """Label map at the model's resolution [Z, H, W] (argmax over classes)."""
+    c = models.seg_contract
+    i = c["input"]
+    resized = pp.window_resize_slices(volume, i["size"], i["hu_window"])
+    out = []
+    with torch.inference_mode():
+        for s in range(0, volume.shape[0], batch_size):
+            x = pp.stack_triplets(resized, range(s, min(s + batch_size, volume.shape[0])), i["slice_offsets"])
+            out.append(models.seg(x.to(models.device)).argmax(1).to(torch.uint8).cpu())
+    return torch.cat(out).numpy()
+
+
+def labels_to_ct_grid(labels, rows, cols):
+    """Nearest-neighbour upsampling of [Z, H, W] labels to [Z, rows, cols] (torch's 'nearest' rule)."""
+    return pp.resize_labels_nearest(labels, (rows, cols)).numpy()
+
+
+def classify(models, volume, extents):
+    """Per-vertebra probabilities (prior where a vertebra is missing or too thin) and attention."""
+    c = models.cls_contract
+    prior = c["output"]["prior"]
+    min_slices = c["input"].get("min_slices", 5)
+    usable = [e if e is not None and e.slices >= min_slices else None for e in extents]
+    x, picked = pp.classifier_input(volume, usable, c)
+    with torch.inference_mode():
+        logit, att = models.cls(x.to(models.device))
+    p = torch.sigmoid(logit).cpu().numpy().astype(np.float64)
+    found = np.array([e is not None for e in usable])
+    p = np.where(found, p, np.array(prior))
+    return p, att.cpu().numpy(), found, picked
+
+
+def predict_volume(models, volume):
+    lab_small = segment(models, volume)
+    lab = labels_to_ct_grid(lab_small, volume.shape[1], volume.shape[2])
+    extents = pp.vertebra_extents(lab)
+    p, att, found, picked = classify(models, volume, extents)
+    return {"p": p, "overall": float(pp.noisy_or(p)), "found": found, "labels_small": lab_small, "attention": att}
