@@ -96,6 +96,7 @@ def main(argv=None):
     v.add_argument("--threads", type=int, default=0)
     v.add_argument("--max-studies", type=int, default=0)
     v.add_argument("--json", help="write the metrics here too")
+    v.add_argument("--predictions-csv", help="write the predictions (wide CSV) for `cspine evaluate`")
     k = sub.add_parser("contract", help="print the contract of an exported model")
     k.add_argument("model")
     a = ap.parse_args(argv)

@@ -27,7 +27,7 @@ mkdir -p "$WORK"
 
 # Classifier: 24 slices of 64 x 64 per vertebra, CNN initialised from the segmentation encoder, balanced vertebrae.
 "${TRAIN[@]}" cls --data "$WORK/data" --out "$WORK/cls" --size 64 --slices 24 --loss vertebra --batch-size 8 \
-  --epochs "${EPOCHS_CLS:-6}" --lr 1e-3 --init-from-seg "$WORK/seg/best.pt" "${TRAIN_ARGS[@]}"
+  --epochs "${EPOCHS_CLS:-10}" --steps-per-epoch 60 --lr 1e-3 --init-from-seg "$WORK/seg/best.pt" "${TRAIN_ARGS[@]}"
 "${TRAIN[@]}" export "$WORK/cls/best.pt" "$WORK/cls.pt" --data-name "cspine synth --seed 2026 -n $STUDIES --matrix 256"
 
 # Held-out metrics through the whole Python pipeline (predicted masks): the test split of the synthetic set.

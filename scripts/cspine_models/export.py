@@ -74,6 +74,10 @@ def export_checkpoint(checkpoint, path, data_name=None, note=None):
     args = st.get("args", {})
     model = build_model(st["kind"], contract, args)
     model.load_state_dict(st["model"])
+    shift = float(st.get("logit_shift", 0.0))
+    if shift:
+        with torch.no_grad():
+            model.head.bias += shift  # the prior correction of balanced-vertebra training (see train_cls)
     hist = st.get("history", [])
     best = max(hist, key=lambda h: h.get("dice_mean_c1_c7", -h.get("loss", 1e9))) if hist else {}
     if st["kind"] == "classifier" and hist:
@@ -88,6 +92,8 @@ def export_checkpoint(checkpoint, path, data_name=None, note=None):
         "validation": best,
         "training_args": {k: v for k, v in args.items() if isinstance(v, (int, float, str, bool, list)) or v is None},
     }
+    if shift:
+        contract["provenance"]["logit_shift"] = shift
     if note:
         contract["provenance"]["note"] = note
     return save_torchscript(model, contract, path)

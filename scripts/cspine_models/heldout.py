@@ -50,6 +50,14 @@ def evaluate(a):
         if n % 10 == 0 or n == len(studies):
             log(f"evaluate: {n}/{len(studies)} studies, {(time.time() - t0) / n:.1f} s/study")
     p, y, found = np.array(probs), np.array(truth), np.array(found_all)
+    if getattr(a, "predictions_csv", None):
+        # wide layout, readable by `cspine evaluate --predictions` (bootstrap confidence intervals)
+        tmp = a.predictions_csv + ".partial"
+        with open(tmp, "w") as f:
+            f.write("StudyInstanceUID,patient_overall," + ",".join(ct.VERTEBRAE) + "\n")
+            for (uid, _, _), row in zip(studies, p):
+                f.write(uid + "," + ",".join(f"{v:.6f}" for v in row) + "\n")
+        os.replace(tmp, a.predictions_csv)
     out = {
         "split": a.split,
         "studies": len(studies),

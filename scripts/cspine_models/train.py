@@ -187,15 +187,15 @@ def train_seg(args):
 # ------------------------------------------------------------------------------------------ classifier
 
 
-def evaluate_cls(model, items, device, batch_studies=1):
+def evaluate_cls(model, items, device, logit_shift=0.0):
     """items: list of (uid, x [7,N,C,S,S], present [7], target [8]). Per-vertebra and patient AUC, the
-    competition loss."""
+    competition loss. `logit_shift` is added to the logits (the prior correction of --loss vertebra)."""
     model.eval()
     probs, targets, presents, losses = [], [], [], []
     with torch.inference_mode():
         for uid, x, present, y in items:
             logit, _ = model(torch.from_numpy(x).to(device))
-            logit = logit[None].cpu()
+            logit = logit[None].cpu() + logit_shift
             pres = torch.from_numpy(present)[None]
             tgt = torch.tensor(y)[None]
             losses.append(metrics.competition_loss(logit, tgt, pres).item())
@@ -260,6 +260,13 @@ def train_cls(args):
     pool = [(i, v) for i, (_, _, p, _) in enumerate(tr) for v in range(7) if p[v]]
     pos = [iv for iv in pool if tr[iv[0]][3][iv[1] + 1]]
     neg = [iv for iv in pool if not tr[iv[0]][3][iv[1] + 1]]
+    # Drawing positives half the time instead of at their rate pi inflates the odds by (1 - pi) / pi; adding
+    # log(pi / (1 - pi)) to the logits restores probabilities calibrated for the competition loss (its 2/1
+    # weights apply in both cases and cancel). Export folds the shift into the head's bias.
+    logit_shift = 0.0
+    if args.loss == "vertebra" and pos and neg:
+        rate = len(pos) / len(pool)
+        logit_shift = math.log(rate / (1 - rate))
     log(f"cls: {len(tr)} training studies ({len(pos)} fractured vertebrae of {len(pool)}), {len(va)} validation, "
         f"loss {args.loss}, device {device}")
     deadline = time.time() + args.time_limit * 60 if args.time_limit else None
@@ -299,13 +306,14 @@ def train_cls(args):
                 log(f"cls: epoch {epoch + 1} step {step + 1}/{steps_per_epoch} loss {run / n:.4f}")
             if not _time_left(deadline):
                 break
-        val = evaluate_cls(model, va, device) if va else {}
+        val = evaluate_cls(model, va, device, logit_shift) if va else {}
         rec = {"epoch": epoch + 1, "train_loss": run / max(n, 1), **val, "seconds": round(time.time() - t0, 1)}
         history.append(rec)
         log("cls: " + json.dumps(rec))
         score = -val["loss"] if val else -run / max(n, 1)
         state = dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch,
-                     contract=contract, history=history, args=vars(args), kind="classifier", best=best)
+                     contract=contract, history=history, args=vars(args), kind="classifier", best=best,
+                     logit_shift=logit_shift)
         if best is None or score > best:
             best = score
             state["best"] = best

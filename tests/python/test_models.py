@@ -130,3 +130,21 @@ def test_checked_in_test_models_are_reproducible(tmp_path):
     testmodels.write_all(str(tmp_path))
     for name in ("tiny-seg.pt", "tiny-cls.pt"):
         assert ct.read(tmp_path / name) == ct.read(ROOT / "models" / "test" / name)
+
+
+def test_export_folds_the_prior_correction_into_the_bias(tmp_path):
+    """--loss vertebra trains on balanced vertebrae; the exported model must output calibrated logits, i.e. the
+    trained logits plus log(pi / (1 - pi))."""
+    torch.manual_seed(0)
+    m = nets.VertebraClassifier(hidden=16, neck=8).eval()
+    c = ct.classifier_contract(size=(32, 32), slices_per_vertebra=4)
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save(dict(model=m.state_dict(), contract=c, kind="classifier", history=[], logit_shift=-2.0,
+                    args={"hidden": 16, "neck": 8, "backbone": "efficientnet_b0", "data": "x"}), ckpt)
+    path = export.export_checkpoint(str(ckpt), str(tmp_path / "cls.pt"))
+    x = torch.rand(7, 4, 3, 32, 32)
+    with torch.inference_mode():
+        want = m(x)[0] - 2.0
+        got = torch.jit.load(path)(x)[0]
+    assert torch.allclose(got, want, atol=1e-5)
+    assert ct.read(path)["provenance"]["logit_shift"] == -2.0

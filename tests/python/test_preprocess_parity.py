@@ -23,6 +23,9 @@ def study(cspine_binary, tmp_path_factory):
     d = synth(cspine_binary, tmp_path_factory.mktemp("parity"), "-n", 3, "--seed", 8, "--matrix", 128,
               "--test-fraction", 0, "--fracture-rate", 1)
     uids = sorted(p.name for p in (d / "train_images").iterdir())
+    manifest = json.loads((d / "synth.json").read_text())["studies"]
+    assert {m["numbering"] for m in manifest} == {"head-first", "feet-first"}  # both slice orders are covered
+    assert len({m["transfer_syntax"] for m in manifest}) >= 2
     return d, uids
 
 
