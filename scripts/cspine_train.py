@@ -102,12 +102,10 @@ def main(argv=None):
     a = ap.parse_args(argv)
 
     if a.cmd in ("seg", "cls"):
-        import torch
         from cspine_models import train
         a.synthetic = os.path.exists(os.path.join(a.data, "synth.json"))
         hist = train.train_seg(a) if a.cmd == "seg" else train.train_cls(a)
         print(json.dumps(_nan_to_none(hist[-1] if hist else {}), indent=1))
-        del torch
     elif a.cmd == "export":
         from cspine_models import export
         path = export.export_checkpoint(a.checkpoint, a.output, a.data_name, a.note)

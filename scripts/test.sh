@@ -16,7 +16,8 @@ fi
 echo "== ctest"
 (cd "$BUILD_DIR" && ctest -j "${CTEST_JOBS:-2}" --output-on-failure --timeout 600)
 
-# Python suites: the evaluate cross-check with scikit-learn, and the training/export scripts once they exist.
+# Python suites: the evaluate cross-check with scikit-learn, synth read by pydicom/nibabel, the model package
+# (shapes, contract, export, a few training steps) and the train/serve preprocessing parity with the binary.
 if compgen -G "$ROOT/tests/python/test_*.py" >/dev/null; then
   echo "== pytest"
   export CSPINE_BINARY="$BUILD_DIR/cspine"

@@ -42,6 +42,60 @@ def _time_left(deadline):
     return deadline is None or time.time() < deadline
 
 
+class Run:
+    """Optimiser, OneCycle schedule, checkpoints and --resume, shared by both trainings."""
+
+    def __init__(self, tag, model, args, steps_per_epoch, device, contract, kind, clip=None):
+        self.tag, self.model, self.args, self.contract, self.kind, self.clip = tag, model, args, contract, kind, clip
+        self.opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+        self.total = steps_per_epoch * args.epochs
+        self.sched = torch.optim.lr_scheduler.OneCycleLR(self.opt, max_lr=args.lr, total_steps=self.total, pct_start=0.1)
+        self.start_epoch, self.best, self.history = 0, None, []
+        self.extra = {}
+        os.makedirs(args.out, exist_ok=True)
+        self.last = os.path.join(args.out, "last.pt")
+        if args.resume and os.path.exists(self.last):
+            st = torch.load(self.last, map_location=device)
+            model.load_state_dict(st["model"])
+            self.opt.load_state_dict(st["optimizer"])
+            self.sched.load_state_dict(st["scheduler"])
+            self.sched.total_steps = self.total  # resuming with more epochs stretches the schedule
+            self.start_epoch, self.best, self.history = st["epoch"] + 1, st.get("best"), st.get("history", [])
+            log(f"{tag}: resumed from {self.last} at epoch {self.start_epoch}")
+        self.deadline = time.time() + args.time_limit * 60 if args.time_limit else None
+        self.t0 = time.time()
+
+    def step(self, loss):
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
+        self.opt.step()
+        if self.sched.last_epoch + 1 < self.total:
+            self.sched.step()
+
+    def time_left(self):
+        return _time_left(self.deadline)
+
+    def end_epoch(self, epoch, train_loss, val, score):
+        """Logs the epoch, writes last.pt and (when `score` is the highest so far) best.pt; False when the
+        time limit says stop."""
+        rec = {"epoch": epoch + 1, "train_loss": train_loss, **val, "seconds": round(time.time() - self.t0, 1)}
+        self.history.append(rec)
+        log(f"{self.tag}: " + json.dumps(rec))
+        state = dict(model=self.model.state_dict(), optimizer=self.opt.state_dict(), scheduler=self.sched.state_dict(),
+                     epoch=epoch, contract=self.contract, history=self.history, args=vars(self.args), kind=self.kind,
+                     best=self.best, **self.extra)
+        if self.best is None or score > self.best:
+            self.best = state["best"] = score
+            save_checkpoint(os.path.join(self.args.out, "best.pt"), **state)
+        save_checkpoint(self.last, **state)
+        if not self.time_left():
+            log(f"{self.tag}: time limit of {self.args.time_limit} min reached after epoch {epoch + 1}")
+            return False
+        return True
+
+
 # ------------------------------------------------------------------------------------------ segmentation
 
 
@@ -128,60 +182,30 @@ def train_seg(args):
     if args.init:
         model.load_state_dict(torch.load(args.init, map_location=device)["model"])
         log(f"seg: weights initialised from {args.init}")
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = args.steps_per_epoch or math.ceil(len(train_ds.index) / args.batch_size)
-    total = steps_per_epoch * args.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total, pct_start=0.1)
-    start_epoch, best, history = 0, None, []
-    os.makedirs(args.out, exist_ok=True)
-    last = os.path.join(args.out, "last.pt")
-    if args.resume and os.path.exists(last):
-        st = torch.load(last, map_location=device)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        sched.total_steps = total  # resuming with more epochs stretches the schedule instead of failing
-        start_epoch, best, history = st["epoch"] + 1, st.get("best"), st.get("history", [])
-        log(f"seg: resumed from {last} at epoch {start_epoch}")
+    run = Run("seg", model, args, steps_per_epoch, device, contract, "segmentation")
     log(f"seg: {len(tr)} training studies ({len(train_ds.index)} slices), {len(va)} validation, device {device}")
-    deadline = time.time() + args.time_limit * 60 if args.time_limit else None
-    t0 = time.time()
-    for epoch in range(start_epoch, args.epochs):
+    for epoch in range(run.start_epoch, args.epochs):
         model.train()
-        run, n = 0.0, 0
+        total_loss, n = 0.0, 0
         for step in range(steps_per_epoch):
             items = random.sample(train_ds.index, min(args.batch_size, len(train_ds.index)))
             x, y = train_ds.batch(items, flip=True)
             out = model(x.to(device))
             yd = y.to(device)
             loss = F.cross_entropy(out, yd) + args.dice_weight * soft_dice_loss(out, yd, classes)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if sched.last_epoch + 1 < total:
-                sched.step()
-            run += loss.item()
+            run.step(loss)
+            total_loss += loss.item()
             n += 1
             if args.log_every and (step + 1) % args.log_every == 0:
-                log(f"seg: epoch {epoch + 1} step {step + 1}/{steps_per_epoch} loss {run / n:.4f}")
-            if not _time_left(deadline):
+                log(f"seg: epoch {epoch + 1} step {step + 1}/{steps_per_epoch} loss {total_loss / n:.4f}")
+            if not run.time_left():
                 break
         val = evaluate_seg(model, val_ds, device, classes, args.batch_size) if val_ds.index else {}
-        rec = {"epoch": epoch + 1, "train_loss": run / max(n, 1), **val, "seconds": round(time.time() - t0, 1)}
-        history.append(rec)
-        log("seg: " + json.dumps(rec))
-        score = val.get("dice_mean_c1_c7", -run / max(n, 1))
-        state = dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch,
-                     contract=contract, history=history, args=vars(args), kind="segmentation", best=best)
-        if best is None or score > best:
-            best = score
-            state["best"] = best
-            save_checkpoint(os.path.join(args.out, "best.pt"), **state)
-        save_checkpoint(last, **state)
-        if not _time_left(deadline):
-            log(f"seg: time limit of {args.time_limit} min reached after epoch {epoch + 1}")
+        score = val.get("dice_mean_c1_c7", -total_loss / max(n, 1))
+        if not run.end_epoch(epoch, total_loss / max(n, 1), val, score):
             break
-    return history
+    return run.history
 
 
 # ------------------------------------------------------------------------------------------ classifier
@@ -240,22 +264,9 @@ def train_cls(args):
         seg = nets.UNet(classes=len(st["contract"]["output"]["classes"]))
         seg.load_state_dict(st["model"])
         log(f"cls: {nets.load_seg_encoder_into_classifier(model, seg)} tensors initialised from {args.init_from_seg}")
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     steps_per_epoch = args.steps_per_epoch or (len(tr) if args.loss == "competition" else
                                                math.ceil(sum(int(p.sum()) for _, _, p, _ in tr) / args.batch_size))
-    total = steps_per_epoch * args.epochs
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=total, pct_start=0.1)
-    start_epoch, best, history = 0, None, []
-    os.makedirs(args.out, exist_ok=True)
-    last = os.path.join(args.out, "last.pt")
-    if args.resume and os.path.exists(last):
-        st = torch.load(last, map_location=device)
-        model.load_state_dict(st["model"])
-        opt.load_state_dict(st["optimizer"])
-        sched.load_state_dict(st["scheduler"])
-        sched.total_steps = total  # resuming with more epochs stretches the schedule instead of failing
-        start_epoch, best, history = st["epoch"] + 1, st.get("best"), st.get("history", [])
-        log(f"cls: resumed from {last} at epoch {start_epoch}")
+    run = Run("cls", model, args, steps_per_epoch, device, contract, "classifier", clip=5.0)
     # vertebra sampling for --loss vertebra: positives drawn as often as negatives
     pool = [(i, v) for i, (_, _, p, _) in enumerate(tr) for v in range(7) if p[v]]
     pos = [iv for iv in pool if tr[iv[0]][3][iv[1] + 1]]
@@ -269,11 +280,10 @@ def train_cls(args):
         logit_shift = math.log(rate / (1 - rate))
     log(f"cls: {len(tr)} training studies ({len(pos)} fractured vertebrae of {len(pool)}), {len(va)} validation, "
         f"loss {args.loss}, device {device}")
-    deadline = time.time() + args.time_limit * 60 if args.time_limit else None
-    t0 = time.time()
-    for epoch in range(start_epoch, args.epochs):
+    run.extra["logit_shift"] = logit_shift
+    for epoch in range(run.start_epoch, args.epochs):
         model.train()
-        run, n = 0.0, 0
+        total_loss, n = 0.0, 0
         order = random.sample(range(len(tr)), len(tr))
         for step in range(steps_per_epoch):
             if args.loss == "competition":
@@ -294,32 +304,15 @@ def train_cls(args):
                 w = torch.where(y > 0.5, metrics.VERTEBRA_WEIGHTS[1], metrics.VERTEBRA_WEIGHTS[0])
                 logit, _ = model(x.to(device))
                 loss = (F.binary_cross_entropy_with_logits(logit, y.to(device), reduction="none") * w.to(device)).sum() / w.sum().to(device)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-            opt.step()
-            if sched.last_epoch + 1 < total:
-                sched.step()
-            run += loss.item()
+            run.step(loss)
+            total_loss += loss.item()
             n += 1
             if args.log_every and (step + 1) % args.log_every == 0:
-                log(f"cls: epoch {epoch + 1} step {step + 1}/{steps_per_epoch} loss {run / n:.4f}")
-            if not _time_left(deadline):
+                log(f"cls: epoch {epoch + 1} step {step + 1}/{steps_per_epoch} loss {total_loss / n:.4f}")
+            if not run.time_left():
                 break
         val = evaluate_cls(model, va, device, logit_shift) if va else {}
-        rec = {"epoch": epoch + 1, "train_loss": run / max(n, 1), **val, "seconds": round(time.time() - t0, 1)}
-        history.append(rec)
-        log("cls: " + json.dumps(rec))
-        score = -val["loss"] if val else -run / max(n, 1)
-        state = dict(model=model.state_dict(), optimizer=opt.state_dict(), scheduler=sched.state_dict(), epoch=epoch,
-                     contract=contract, history=history, args=vars(args), kind="classifier", best=best,
-                     logit_shift=logit_shift)
-        if best is None or score > best:
-            best = score
-            state["best"] = best
-            save_checkpoint(os.path.join(args.out, "best.pt"), **state)
-        save_checkpoint(last, **state)
-        if not _time_left(deadline):
-            log(f"cls: time limit of {args.time_limit} min reached after epoch {epoch + 1}")
+        score = -val["loss"] if val else -total_loss / max(n, 1)
+        if not run.end_epoch(epoch, total_loss / max(n, 1), val, score):
             break
-    return history
+    return run.history

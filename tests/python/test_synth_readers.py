@@ -3,7 +3,6 @@ syntaxes) for the DICOM, nibabel for the segmentations. The mask must land on bo
 patient space through their own headers."""
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np

@@ -1,10 +1,8 @@
 """Training on a tiny Kaggle-layout set written by `cspine synth`: a few steps lower the loss, checkpoints
 resume, and the exported files carry their contract and provenance."""
-import json
 import subprocess
 import sys
 
-import pytest
 import torch
 
 from cspine_models import contract as ct
@@ -32,9 +30,10 @@ def test_segmentation_steps_lower_the_loss_and_export(tiny_synth, tmp_path):
     h = history(out)
     assert len(h) == 2
     assert h[1]["train_loss"] < h[0]["train_loss"]
-    assert h[0]["train_loss"] < 2.0  # started near ln(9) = 2.2 and went down within the first epoch
     run("seg", *common, "--epochs", 3, "--resume")
-    assert [r["epoch"] for r in history(out)] == [1, 2, 3]
+    h = history(out)
+    assert [r["epoch"] for r in h] == [1, 2, 3]
+    assert h[2]["train_loss"] < h[0]["train_loss"]
     model = tmp_path / "seg.pt"
     run("export", out / "best.pt", model, "--data-name", "tiny synth set")
     c = ct.read(model)
