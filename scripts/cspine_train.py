@@ -97,6 +97,13 @@ def main(argv=None):
     v.add_argument("--max-studies", type=int, default=0)
     v.add_argument("--json", help="write the metrics here too")
     v.add_argument("--predictions-csv", help="write the predictions (wide CSV) for `cspine evaluate`")
+    mk = sub.add_parser("masks", help="predicted vertebra masks for training studies (for cls --masks)")
+    mk.add_argument("--data", required=True, help="Kaggle-layout folder")
+    mk.add_argument("--seg", required=True, help="exported segmentation model")
+    mk.add_argument("--out", required=True, help="folder for <UID>.nii label maps (existing ones are kept)")
+    mk.add_argument("--split", default="train", help="train or test (which <split>_images/ folder)")
+    mk.add_argument("--device", default="cpu")
+    mk.add_argument("--threads", type=int, default=0)
     k = sub.add_parser("contract", help="print the contract of an exported model")
     k.add_argument("model")
     a = ap.parse_args(argv)
@@ -122,6 +129,9 @@ def main(argv=None):
         if a.json:
             with open(a.json, "w") as f:
                 f.write(text + "\n")
+    elif a.cmd == "masks":
+        from cspine_models import heldout
+        print(f"wrote {heldout.write_masks(a)} masks to {a.out}")
     elif a.cmd == "contract":
         try:
             print(json.dumps(ct.read(a.model), indent=1))

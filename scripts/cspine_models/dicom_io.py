@@ -38,7 +38,7 @@ def load_study(folder):
             ds = pydicom.dcmread(path, stop_before_pixels=True)
         except Exception:
             continue
-        if not _is_axial_image(ds) or "PixelData" not in ds and not hasattr(ds, "Rows"):
+        if not _is_axial_image(ds) or not hasattr(ds, "Rows"):
             continue
         series.setdefault(str(getattr(ds, "SeriesInstanceUID", "")), []).append((path, ds))
     if not series:
@@ -60,9 +60,8 @@ def load_study(folder):
     slices = []
     for p, _ in kept:
         ds = pydicom.dcmread(p)
-        a = ds.pixel_array.astype(np.float64)
         raw = ds.pixel_array
-        hu = a * float(getattr(ds, "RescaleSlope", 1.0)) + float(getattr(ds, "RescaleIntercept", 0.0))
+        hu = raw.astype(np.float64) * float(getattr(ds, "RescaleSlope", 1.0)) + float(getattr(ds, "RescaleIntercept", 0.0))
         pad = getattr(ds, "PixelPaddingValue", None)
         if pad is not None:
             lim = getattr(ds, "PixelPaddingRangeLimit", pad)

@@ -40,7 +40,6 @@ def save_torchscript(model, contract, path, example=None):
     if sm is None:
         with torch.inference_mode(False), torch.no_grad():
             sm = torch.jit.trace(model, example if example is not None else example_input(contract))
-    sm = torch.jit.freeze(sm) if False else sm  # frozen modules tie to one device; keep it plain
     tmp = path + ".partial"
     torch.jit.save(sm, tmp, _extra_files={ct.EXTRA_FILE: json.dumps(contract, indent=1, sort_keys=True)})
     os.replace(tmp, path)

@@ -77,3 +77,34 @@ def evaluate(a):
         out["dice"] = dict(zip(names, dice))
         out["dice_mean_c1_c7"] = float(np.nanmean(dice[:7]))
     return out
+
+
+def write_masks(a):
+    """Predicted label maps (upsampled to the CT grid) for every study of a split, as NIfTI: training the
+    classifier on crops from predicted masks matches what it gets at inference."""
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    c = ct.read(a.seg)
+    if c["kind"] != "segmentation":
+        raise SystemExit(f"{a.seg}: not a segmentation model")
+    seg = torch.jit.load(str(a.seg), map_location=a.device).eval()
+    models = type("M", (), {"seg": seg, "seg_contract": c, "device": torch.device(a.device)})()
+    root = os.path.join(a.data, f"{a.split}_images")
+    os.makedirs(a.out, exist_ok=True)
+    n, t0 = 0, time.time()
+    uids = sorted(u for u in os.listdir(root) if not u.startswith("."))
+    for i, uid in enumerate(uids, 1):
+        path = os.path.join(a.out, uid + ".nii")
+        if os.path.exists(path):
+            continue
+        try:
+            vol, aff, _ = dicom_io.load_study(os.path.join(root, uid))
+        except Exception as e:  # one unreadable study must not stop the others
+            log(f"masks: {uid} skipped: {e}")
+            continue
+        small = infer.segment(models, vol)
+        infer.write_label_nifti(infer.labels_to_ct_grid(small, vol.shape[1], vol.shape[2]), aff, path)
+        n += 1
+        if i % 20 == 0 or i == len(uids):
+            log(f"masks: {i}/{len(uids)} studies, {(time.time() - t0) / max(n, 1):.1f} s/study")
+    return n

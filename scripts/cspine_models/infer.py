@@ -59,3 +59,16 @@ def predict_volume(models, volume):
     extents = pp.vertebra_extents(lab)
     p, att, found, picked = classify(models, volume, extents)
     return {"p": p, "overall": float(pp.noisy_or(p)), "found": found, "labels_small": lab_small, "attention": att}
+
+
+def write_label_nifti(labels, affine_lps, path):
+    """A label map [Z, R, C] on the CT grid as NIfTI (uint8, RAS affine from the CT's geometry), written
+    atomically; readable by dicom_io.load_labels and any header-aware viewer."""
+    import os
+
+    import nibabel as nib
+    ras = np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine_lps
+    img = nib.Nifti1Image(np.ascontiguousarray(np.transpose(labels, (2, 1, 0))).astype(np.uint8), ras)
+    tmp = path + ".partial.nii"
+    nib.save(img, tmp)
+    os.replace(tmp, path)

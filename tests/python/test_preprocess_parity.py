@@ -109,3 +109,21 @@ def test_shipped_test_models_have_contracts():
     for name in ("tiny-seg.pt", "tiny-cls.pt"):
         c = ct.read(ROOT / "models" / "test" / name)
         assert c["kind"] in ct.KINDS
+
+
+def test_masks_written_for_training_are_read_the_same_by_both_sides(cspine_binary, study, tmp_path):
+    """`cspine_train.py masks` writes predicted label maps for `cls --masks`; the format must land on the CT
+    grid in Python and in cspine alike (here with the ground truth written through the same writer)."""
+    from cspine_models import infer
+    d, uids = study
+    uid = uids[-1]
+    vol, aff, _ = dicom_io.load_study(d / "train_images" / uid)
+    labels = dicom_io.load_labels(str(d / "segmentations" / f"{uid}.nii"), aff, vol.shape)
+    path = tmp_path / f"{uid}.nii"
+    infer.write_label_nifti(labels, aff, str(path))
+    assert np.array_equal(dicom_io.load_labels(str(path), aff, vol.shape), labels)
+    c, model = contracts(tmp_path)[2]
+    a = run_cpp(cspine_binary, d / "train_images" / uid, model, tmp_path / "orig", labels=d / "segmentations" / f"{uid}.nii")
+    b = run_cpp(cspine_binary, d / "train_images" / uid, model, tmp_path / "rewritten", labels=path)
+    assert a["vertebrae"] == b["vertebrae"]
+    assert np.array_equal(np.load(tmp_path / "orig" / "cls_input.npy"), np.load(tmp_path / "rewritten" / "cls_input.npy"))
