@@ -77,6 +77,7 @@ def main(argv=None):
                    help="competition: whole studies, weighted BCE incl. patient_overall; vertebra: balanced vertebrae")
     c.add_argument("--batch-size", type=int, default=8, help="vertebrae per step with --loss vertebra")
     c.add_argument("--init-from-seg", help="segmentation checkpoint whose encoder initialises the CNN")
+    c.add_argument("--init", help="start from the weights of this classifier checkpoint (fine-tuning, e.g. on --masks)")
     e = sub.add_parser("export", help="checkpoint -> TorchScript with the embedded contract")
     e.add_argument("checkpoint")
     e.add_argument("output")

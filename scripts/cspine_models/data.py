@@ -59,8 +59,11 @@ def split_of(uid, val_fraction):
     return "val" if h < val_fraction else "train"
 
 
-def cache_key(seg_contract, cls_contract):
-    spec = {"seg": seg_contract["input"] if seg_contract else None, "cls": cls_contract["input"] if cls_contract else None}
+def cache_key(seg_contract, cls_contract, masks_dir=None):
+    """Names a cache by everything that shapes its tensors: the input specs and where the masks come from
+    (crops from predicted masks must never be mistaken for crops from the ground truth)."""
+    spec = {"seg": seg_contract["input"] if seg_contract else None, "cls": cls_contract["input"] if cls_contract else None,
+            "masks": os.path.abspath(masks_dir) if masks_dir else "segmentations"}
     return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:12]
 
 

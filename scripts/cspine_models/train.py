@@ -168,7 +168,7 @@ def train_seg(args):
         studies = studies[:args.max_studies]
     if not studies:
         raise SystemExit(f"{args.data}: no study has both images and a segmentation")
-    cache_dir = os.path.join(args.cache or os.path.join(args.out, "cache"), "seg-" + data.cache_key(contract, None))
+    cache_dir = os.path.join(args.cache or os.path.join(args.out, "cache"), "seg-" + data.cache_key(contract, None, args.masks))
     paths = data.build_cache(studies, cache_dir, contract, None, args.workers, log)
     cached = data.load_cached(paths, ["seg_images", "seg_labels"])
     tr = {u: c for u, c in cached.items() if data.split_of(u, args.val_fraction) == "train"}
@@ -252,7 +252,7 @@ def train_cls(args):
     prior = [float(min(max(r, 0.01), 0.99)) for r in rates]
     contract = ct.classifier_contract(size=(args.size, args.size), hu_window=args.hu_window,
                                       slices_per_vertebra=args.slices, crop_margin=args.crop_margin, prior=prior)
-    cache_dir = os.path.join(args.cache or os.path.join(args.out, "cache"), "cls-" + data.cache_key(None, contract))
+    cache_dir = os.path.join(args.cache or os.path.join(args.out, "cache"), "cls-" + data.cache_key(None, contract, args.masks))
     paths = data.build_cache(studies, cache_dir, None, contract, args.workers, log)
     cached = data.load_cached(paths, ["cls_input", "cls_present"])
     items = [(u, c["cls_input"], c["cls_present"], labels[u]) for u, c in cached.items()]
@@ -264,6 +264,9 @@ def train_cls(args):
         seg = nets.UNet(classes=len(st["contract"]["output"]["classes"]))
         seg.load_state_dict(st["model"])
         log(f"cls: {nets.load_seg_encoder_into_classifier(model, seg)} tensors initialised from {args.init_from_seg}")
+    if args.init:
+        model.load_state_dict(torch.load(args.init, map_location=device)["model"])
+        log(f"cls: weights initialised from {args.init}")
     steps_per_epoch = args.steps_per_epoch or (len(tr) if args.loss == "competition" else
                                                math.ceil(sum(int(p.sum()) for _, _, p, _ in tr) / args.batch_size))
     run = Run("cls", model, args, steps_per_epoch, device, contract, "classifier", clip=5.0)

@@ -80,6 +80,24 @@ def test_classifier_steps_lower_the_loss_and_export(tiny_synth, tmp_path):
     assert all(0 < p < 1 for p in c["output"]["prior"])
 
 
+def test_classifier_fine_tunes_on_other_masks(tiny_synth, tmp_path):
+    """--masks takes label maps from another folder (predicted ones in practice; here the segmentations
+    rewritten through the masks writer), --init starts from an earlier classifier."""
+    import shutil
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for p in list((tiny_synth / "segmentations").glob("*.nii"))[:3]:
+        shutil.copy(p, masks / p.name)
+    args = ["--data", tiny_synth, "--size", 32, "--slices", 4, "--hidden", 8, "--neck", 8, "--epochs", 1,
+            "--steps-per-epoch", 1, "--val-fraction", 0.0, "--workers", 1, "--threads", 2, "--log-every", 0,
+            "--loss", "vertebra", "--batch-size", 4]
+    run("cls", *args, "--out", tmp_path / "a")
+    r = run("cls", *args, "--out", tmp_path / "b", "--masks", masks, "--init", tmp_path / "a" / "last.pt")
+    assert "weights initialised from" in r.stderr
+    assert "3 studies" in r.stderr  # only the studies with a mask in --masks are used
+    assert torch.load(tmp_path / "b" / "last.pt", map_location="cpu")["logit_shift"] < 0
+
+
 def test_training_refuses_a_folder_without_the_layout(tmp_path):
     r = subprocess.run([*TRAIN, "seg", "--data", tmp_path, "--out", tmp_path / "o"], capture_output=True, text=True)
     assert r.returncode != 0 and "train_images" in r.stderr
