@@ -3,7 +3,8 @@
 # the backend plugin is built there against the LibTorch inside that PyTorch (CSPINE_BACKEND_ONLY), then loaded
 # by a cspine executable built here with Debian's libraries, which travel as a bundle.
 #   scripts/gpu-smoke.sh prepare   # here: build, bundle bin/cspine and its Debian libraries into .gpu/
-#   scripts/gpu-smoke.sh run       # there (carry .gpu): build the plugin, load it, report CUDA
+#   scripts/gpu-smoke.sh run       # there (carry .gpu): build the plugin, load it, report CUDA, then run
+#                                  # cspine predict on CPU, CUDA and CUDA fp16 and compare the probabilities
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
@@ -50,6 +51,28 @@ PY
   LD_LIBRARY_PATH=/tmp/cspine-rt/lib /tmp/cspine-rt/bin/cspine -q synth -o /tmp/cspine-synth -n 1 --matrix 128 --slices 64
   LD_LIBRARY_PATH=/tmp/cspine-rt/lib /tmp/cspine-rt/bin/cspine inspect /tmp/cspine-synth/train_images > /tmp/inspect.txt
   head -8 /tmp/inspect.txt
+  echo "== cspine predict on the CPU, on CUDA and on CUDA in fp16 (default models), compared"
+  LD_LIBRARY_PATH=/tmp/cspine-rt/lib /tmp/cspine-rt/bin/cspine -q synth -o /tmp/cspine-pred -n 4 --matrix 256 --seed 3 \
+    --test-fraction 1
+  for run in cpu cuda fp16; do
+    args=(--device cuda); [[ $run == cpu ]] && args=(--device cpu); [[ $run == fp16 ]] && args=(--device cuda --fp16)
+    start=$(date +%s.%N)
+    LD_LIBRARY_PATH=/tmp/cspine-rt/lib /tmp/cspine-rt/bin/cspine -q predict /tmp/cspine-pred/test_images \
+      -o "/tmp/pred-$run.csv" --wide-csv "/tmp/wide-$run.csv" --seg-model "$ROOT/models/seg.pt" \
+      --cls-model "$ROOT/models/cls.pt" "${args[@]}"
+    echo "$run: $(echo "$(date +%s.%N) - $start" | bc) s for 4 studies (model loading included)"
+  done
+  python3 - <<'PY'
+import csv
+def read(run):
+    with open(f"/tmp/wide-{run}.csv") as f:
+        return {r["StudyInstanceUID"]: [float(r[k]) for k in r if k != "StudyInstanceUID"] for r in csv.DictReader(f)}
+cpu = read("cpu")
+for run, tol in (("cuda", 1e-3), ("fp16", 2e-2)):
+    other = read(run)
+    worst = max(abs(a - b) for u in cpu for a, b in zip(cpu[u], other[u]))
+    print(f"max |cpu - {run}| = {worst:.2e} (stated tolerance {tol})", "OK" if worst <= tol else "OVER")
+PY
   echo "gpu-smoke: done"
   ;;
 *)

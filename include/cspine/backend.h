@@ -8,12 +8,28 @@
 // ABI (TorchConfig puts -D_GLIBCXX_USE_CXX11_ABI=0 on the plugin), while the Debian libraries the core
 // links (DCMTK, ITK, spdlog) use the C++11 one; a C boundary lets both live in one process.
 #pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
+
+extern "C" {
+// One output of a model run, in host memory (C order), as the plugin hands it over.
+struct cspine_tensor {
+  void* data;         // malloc'ed by the plugin; released with cspine_backend_free
+  int64_t shape[8];
+  int32_t ndim;
+  int32_t dtype;      // 0: float32, 1: uint8
+  int64_t channels;   // size of dimension 1 before an argmax (0 for 1-D outputs)
+};
+}
 
 namespace cspine {
 
 // Bumped whenever the plugin's entry points change; the loader refuses a plugin built for another one.
-inline constexpr int kBackendAbiVersion = 2;
+// 3: model loading and running (cspine_backend_model_*), thread count.
+inline constexpr int kBackendAbiVersion = 3;
 
 // Path of the backend plugin that would be loaded, or empty when none is found. Search order:
 // $CSPINE_TORCH_BACKEND, the executable's folder, <exe>/../lib/cspine, the build tree.
@@ -27,5 +43,39 @@ std::string backend_info();
 // without loading the model. Returns false when the archive has no such file; throws ModelError when the
 // file is not a readable TorchScript archive and cspine::Error when the backend cannot be loaded.
 bool read_model_extra(const std::string& model_path, const std::string& name, std::string& out);
+
+// Sets LibTorch's intra-op thread count (0 leaves its default: all cores).
+void set_backend_threads(int threads);
+
+// A model output copied to host memory: float32 values, or uint8 class indices after an argmax.
+struct HostTensor {
+  std::vector<int64_t> shape;
+  std::vector<float> values;   // dtype float32
+  std::vector<uint8_t> labels; // dtype uint8 (argmax)
+  int64_t channels = 0;        // size of dimension 1 before the argmax
+  int64_t numel() const;
+};
+
+// A TorchScript model loaded once on a device ("auto", "cpu", "cuda", "cuda:N"), optionally in half precision
+// (CUDA only). Loading throws ModelError when the file is not a loadable model and UsageError when the device
+// cannot be used; running throws ModelError with LibTorch's reason (wrong input shape, ...).
+class TorchModel {
+public:
+  TorchModel(const std::string& path, const std::string& device, bool fp16);
+  ~TorchModel();
+  TorchModel(const TorchModel&) = delete;
+  TorchModel& operator=(const TorchModel&) = delete;
+
+  const std::string& path() const { return path_; }
+  // The device it runs on, resolved ("cpu", "cuda:0").
+  std::string device() const;
+  // Runs the model on a float32 input of the given shape; with `argmax_first`, output 0 comes back as its
+  // argmax over dimension 1 (class labels), which keeps the transfer from the device small.
+  std::vector<HostTensor> forward(const float* input, const std::vector<int64_t>& shape, bool argmax_first = false) const;
+
+private:
+  std::string path_;
+  void* handle_ = nullptr;
+};
 
 }  // namespace cspine

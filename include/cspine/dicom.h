@@ -102,6 +102,8 @@ struct LoadedSeries {
   Volume volume;
   SliceOrder geometry;
   std::vector<std::string> slice_files;  // file of each slice of the volume, in volume order
+  // InstanceNumber of each slice (the Kaggle box file's slice_number), or its 1-based index when absent.
+  std::vector<int> slice_numbers;
   Warnings warnings;                     // geometry warnings plus skipped slices
 };
 

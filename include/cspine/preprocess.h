@@ -25,6 +25,15 @@ std::vector<int> triplet_indices(int k, const std::vector<int>& offsets, int sli
 // Segmentation input for slice k: channels() x height x width floats written to `out`.
 void segmentation_input(const Volume& volume, int k, const ModelContract& c, float* out);
 
+// Every slice windowed and resized to the model's input size once: slices x height x width floats (slices
+// in parallel). Stacking these per slice gives exactly segmentation_input's values, without windowing and
+// resizing each slice once per channel.
+std::vector<float> window_resize_volume(const Volume& volume, const ModelContract& c, int threads = 0);
+
+// Segmentation input for slices `ks` from window_resize_volume's result: ks.size() x channels x height x width.
+void stack_triplets(const std::vector<float>& resized, int slices, const ModelContract& c, const std::vector<int>& ks,
+                    float* out);
+
 // Where one vertebra lies in the CT grid (inclusive index ranges) and on how many slices.
 struct VertebraExtent {
   int label = 0;  // 1..7 = C1..C7

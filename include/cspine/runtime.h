@@ -8,6 +8,7 @@ enum class LogLevel { trace, debug, info, warn, error, off };
 
 // Logs go to stderr; data goes to stdout or files.
 void set_log_level(LogLevel level);
+LogLevel log_level();
 void log_info(const std::string& message);
 void log_warn(const std::string& message);
 void log_error(const std::string& message);

@@ -14,5 +14,6 @@ void add_info(CLI::App& app, Runner& run);
 void add_synth(CLI::App& app, Runner& run);
 void add_evaluate(CLI::App& app, Runner& run);
 void add_preprocess(CLI::App& app, Runner& run);
+void add_predict(CLI::App& app, Runner& run);
 
 }  // namespace cspine::cli

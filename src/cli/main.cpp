@@ -16,12 +16,14 @@ int main(int argc, char** argv) {
   bool verbose = false, quiet = false;
   app.add_flag("-v,--verbose", verbose, "Debug logging on stderr");
   app.add_flag("-q,--quiet", quiet, "Only errors on stderr");
+  app.fallthrough();  // -v/-q also after the subcommand: `cspine predict DIR -o F -q`
 
   cli::Runner run;
   cli::add_inspect(app, run);
   cli::add_convert(app, run);
   cli::add_evaluate(app, run);
   cli::add_preprocess(app, run);
+  cli::add_predict(app, run);
   cli::add_info(app, run);
   cli::add_synth(app, run);
 

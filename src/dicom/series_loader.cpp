@@ -135,7 +135,10 @@ LoadedSeries load_series(const SeriesInfo& series, const LoadOptions& options) {
   v.hu = std::move(hu);
   v.slice_positions.resize(order.positions.size());
   for (std::size_t k = 0; k < order.positions.size(); ++k) v.slice_positions[k] = order.positions[k] - order.positions[0];
-  for (std::size_t k : order.order) out.slice_files.push_back(series.slices[k].path);
+  for (std::size_t k : order.order) {
+    out.slice_files.push_back(series.slices[k].path);
+    out.slice_numbers.push_back(series.slices[k].instance_number.value_or(static_cast<int>(out.slice_numbers.size()) + 1));
+  }
 
   if (order.tilt_degrees > 0.1) {
     std::string note = "; not corrected (tilt correction is off)";

@@ -101,6 +101,72 @@ bool read_model_extra(const std::string& model_path, const std::string& name, st
   return true;
 }
 
+void set_backend_threads(int threads) {
+  if (threads <= 0) return;
+  symbol<void (*)(int)>("cspine_backend_set_threads")(threads);
+}
+
+int64_t HostTensor::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+TorchModel::TorchModel(const std::string& path, const std::string& device, bool fp16) : path_(path) {
+  using Load = void* (*)(const char*, const char*, int, int*, char*, size_t);
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) throw ModelError("model file '" + path + "' does not exist");
+  auto load = symbol<Load>("cspine_backend_model_load");
+  int status = 0;
+  char err[1024] = {0};
+  handle_ = load(path.c_str(), device.c_str(), fp16 ? 1 : 0, &status, err, sizeof err);
+  if (!handle_) {
+    if (status == 2) throw UsageError(err);
+    throw ModelError("cannot load model '" + path + "': " + err);
+  }
+}
+
+TorchModel::~TorchModel() {
+  if (handle_) symbol<void (*)(void*)>("cspine_backend_model_free")(handle_);
+}
+
+std::string TorchModel::device() const {
+  return symbol<const char* (*)(void*)>("cspine_backend_model_device")(handle_);
+}
+
+std::vector<HostTensor> TorchModel::forward(const float* input, const std::vector<int64_t>& shape,
+                                            bool argmax_first) const {
+  using Forward = int (*)(void*, const float*, const int64_t*, int, int, cspine_tensor*, int, int*, char*, size_t);
+  static const auto run = symbol<Forward>("cspine_backend_model_forward");
+  static const auto release = symbol<void (*)(void*)>("cspine_backend_free");
+  constexpr int kMaxOutputs = 8;
+  cspine_tensor outs[kMaxOutputs] = {};
+  int n = 0;
+  char err[1024] = {0};
+  if (run(handle_, input, shape.data(), static_cast<int>(shape.size()), argmax_first ? 1 : 0, outs, kMaxOutputs, &n,
+          err, sizeof err) != 0) {
+    std::string dims;
+    for (int64_t d : shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d);
+    throw ModelError("model '" + path_ + "' failed on an input of shape [" + dims + "]: " + err);
+  }
+  std::vector<HostTensor> result(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    HostTensor& t = result[static_cast<std::size_t>(i)];
+    t.shape.assign(outs[i].shape, outs[i].shape + outs[i].ndim);
+    t.channels = outs[i].channels;
+    const auto count = static_cast<std::size_t>(t.numel());
+    if (outs[i].dtype == 1) {
+      const auto* p = static_cast<const uint8_t*>(outs[i].data);
+      t.labels.assign(p, p + count);
+    } else {
+      const auto* p = static_cast<const float*>(outs[i].data);
+      t.values.assign(p, p + count);
+    }
+    release(outs[i].data);
+  }
+  return result;
+}
+
 std::string find_backend_plugin() {
   for (const auto& c : candidates()) {
     std::error_code ec;

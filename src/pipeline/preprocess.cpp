@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "cspine/error.h"
+#include "util/parallel.h"
 
 namespace cspine {
 
@@ -80,6 +81,30 @@ void segmentation_input(const Volume& v, int k, const ModelContract& c, float* o
   for (std::size_t ch = 0; ch < idx.size(); ++ch) {
     window_slice(v.slice(idx[ch]), n, c.hu_low, c.hu_high, windowed.data());
     resize_bilinear(windowed.data(), v.size[1], v.size[0], out + ch * plane, c.height, c.width);
+  }
+}
+
+std::vector<float> window_resize_volume(const Volume& v, const ModelContract& c, int threads) {
+  const std::size_t n = v.slice_voxels(), plane = static_cast<std::size_t>(c.height) * c.width;
+  std::vector<float> out(plane * static_cast<std::size_t>(v.size[2]));
+  parallel_for(static_cast<std::size_t>(v.size[2]), threads, [&](std::size_t k) {
+    std::vector<float> windowed(n);
+    window_slice(v.slice(static_cast<int>(k)), n, c.hu_low, c.hu_high, windowed.data());
+    resize_bilinear(windowed.data(), v.size[1], v.size[0], out.data() + k * plane, c.height, c.width);
+  });
+  return out;
+}
+
+void stack_triplets(const std::vector<float>& resized, int slices, const ModelContract& c, const std::vector<int>& ks,
+                    float* out) {
+  const std::size_t plane = static_cast<std::size_t>(c.height) * c.width;
+  if (resized.size() != plane * static_cast<std::size_t>(slices))
+    throw Error(ExitCode::internal, "stack_triplets: resized volume does not match the contract's size");
+  for (std::size_t n = 0; n < ks.size(); ++n) {
+    const auto idx = triplet_indices(ks[n], c.slice_offsets, slices);
+    for (std::size_t ch = 0; ch < idx.size(); ++ch)
+      std::copy_n(resized.data() + static_cast<std::size_t>(idx[ch]) * plane, plane,
+                  out + (n * idx.size() + ch) * plane);
   }
 }
 

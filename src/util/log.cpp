@@ -28,6 +28,17 @@ void set_log_level(LogLevel level) {
                                                   spdlog::level::err,   spdlog::level::off};
   log::get()->set_level(map[static_cast<int>(level)]);
 }
+LogLevel log_level() {
+  switch (log::get()->level()) {
+    case spdlog::level::trace: return LogLevel::trace;
+    case spdlog::level::debug: return LogLevel::debug;
+    case spdlog::level::info: return LogLevel::info;
+    case spdlog::level::warn: return LogLevel::warn;
+    case spdlog::level::err:
+    case spdlog::level::critical: return LogLevel::error;
+    default: return LogLevel::off;
+  }
+}
 void log_info(const std::string& message) { CSPINE_INFO("{}", message); }
 void log_warn(const std::string& message) { CSPINE_WARN("{}", message); }
 void log_error(const std::string& message) { CSPINE_ERROR("{}", message); }

@@ -1,0 +1,208 @@
+// One study through both models (see include/cspine/predict.h for the steps).
+#include "cspine/predict.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+
+#include "cspine/backend.h"
+#include "cspine/error.h"
+#include "cspine/volume.h"
+#include "util/interrupt.h"
+#include "util/log.h"
+
+namespace cspine {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// PyTorch's nearest source index (upsample_nearest: identity, exact 2x, else floor(dst * float scale)).
+std::vector<int> nearest_sources(int in, int out) {
+  std::vector<int> src(static_cast<std::size_t>(out));
+  const float scale = static_cast<float>(in) / static_cast<float>(out);
+  for (int d = 0; d < out; ++d) {
+    if (out == in) src[static_cast<std::size_t>(d)] = d;
+    else if (out == 2 * in) src[static_cast<std::size_t>(d)] = d >> 1;
+    else src[static_cast<std::size_t>(d)] = std::min(static_cast<int>(std::floor(static_cast<float>(d) * scale)), in - 1);
+  }
+  return src;
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+  std::string s;
+  for (int64_t d : shape) s += (s.empty() ? "" : ", ") + std::to_string(d);
+  return "[" + s + "]";
+}
+
+}  // namespace
+
+std::vector<uint8_t> resize_labels_nearest(const std::vector<uint8_t>& labels, int cols, int rows, int slices,
+                                           int out_cols, int out_rows) {
+  const std::size_t in_plane = static_cast<std::size_t>(cols) * rows, out_plane = static_cast<std::size_t>(out_cols) * out_rows;
+  if (labels.size() != in_plane * static_cast<std::size_t>(slices))
+    throw Error(ExitCode::internal, "resize_labels_nearest: label map does not match its size");
+  const std::vector<int> sx = nearest_sources(cols, out_cols), sy = nearest_sources(rows, out_rows);
+  std::vector<uint8_t> out(out_plane * static_cast<std::size_t>(slices));
+  for (int k = 0; k < slices; ++k) {
+    const uint8_t* in = labels.data() + static_cast<std::size_t>(k) * in_plane;
+    uint8_t* o = out.data() + static_cast<std::size_t>(k) * out_plane;
+    for (int y = 0; y < out_rows; ++y) {
+      const uint8_t* row = in + static_cast<std::size_t>(sy[static_cast<std::size_t>(y)]) * cols;
+      uint8_t* orow = o + static_cast<std::size_t>(y) * out_cols;
+      for (int x = 0; x < out_cols; ++x) orow[x] = row[sx[static_cast<std::size_t>(x)]];
+    }
+  }
+  return out;
+}
+
+double noisy_or(const std::array<double, 7>& p) {
+  double keep = 1.0;
+  for (double x : p) keep *= 1.0 - x;
+  return 1.0 - keep;
+}
+
+const char* fallback_name(Fallback f) {
+  switch (f) {
+    case Fallback::none: return "";
+    case Fallback::not_found: return "not-found";
+    case Fallback::too_few_slices: return "too-few-slices";
+  }
+  return "";
+}
+
+Predictor::Predictor(const PredictOptions& options) : options_(options) {
+  seg_contract_ = read_model_contract(options.seg_model);
+  cls_contract_ = read_model_contract(options.cls_model);
+  if (seg_contract_.kind != ModelKind::segmentation)
+    throw ModelError("'" + options.seg_model + "' is a classifier (cspine.json kind), expected a segmentation model");
+  if (cls_contract_.kind != ModelKind::classifier)
+    throw ModelError("'" + options.cls_model + "' is a segmentation model (cspine.json kind), expected a classifier");
+  if (options.batch_size < 1) throw UsageError("--batch-size must be at least 1");
+  set_backend_threads(options.threads);
+  seg_ = std::make_unique<TorchModel>(options.seg_model, options.device, options.fp16);
+  cls_ = std::make_unique<TorchModel>(options.cls_model, options.device, options.fp16);
+}
+
+Predictor::~Predictor() = default;
+
+std::string Predictor::device() const {
+  return seg_->device();
+}
+
+StudyResult Predictor::predict(const StudyIndex& index, const std::string& study_uid, const std::string& mask_path) const {
+  StudyResult r;
+  r.study_uid = study_uid;
+  auto t = Clock::now();
+
+  LoadOptions lo;
+  lo.threads = options_.threads;
+  LoadedSeries loaded = load_study(index, study_uid, lo);
+  const Volume& v = loaded.volume;
+  for (const auto& s : index.studies)
+    if (s.study_uid == study_uid && s.selected_series >= 0) r.series_uid = s.series[static_cast<std::size_t>(s.selected_series)].series_uid;
+  r.size = v.size;
+  r.spacing = v.spacing;
+  r.slice_numbers = loaded.slice_numbers;
+  r.slice_z.resize(static_cast<std::size_t>(v.size[2]));
+  for (int k = 0; k < v.size[2]; ++k) r.slice_z[static_cast<std::size_t>(k)] = v.voxel_to_lps(0, 0, k)[2];
+  r.warnings = loaded.warnings;
+  r.seconds.load = seconds_since(t);
+  throw_if_interrupted();
+
+  // Segmentation over every slice, batch by batch; the label map stays at the model's resolution.
+  t = Clock::now();
+  const ModelContract& sc = seg_contract_;
+  const int slices = v.size[2];
+  const std::size_t plane = static_cast<std::size_t>(sc.height) * sc.width;
+  const std::vector<float> resized = window_resize_volume(v, sc, options_.threads);
+  std::vector<uint8_t> small(plane * static_cast<std::size_t>(slices));
+  std::vector<float> batch;
+  for (int s0 = 0; s0 < slices; s0 += options_.batch_size) {
+    const int n = std::min(options_.batch_size, slices - s0);
+    std::vector<int> ks(static_cast<std::size_t>(n));
+    for (int i = 0; i < n; ++i) ks[static_cast<std::size_t>(i)] = s0 + i;
+    batch.resize(static_cast<std::size_t>(n) * sc.channels() * plane);
+    stack_triplets(resized, slices, sc, ks, batch.data());
+    const auto out = seg_->forward(batch.data(), {n, sc.channels(), sc.height, sc.width}, /*argmax_first=*/true);
+    const HostTensor& lab = out.at(0);
+    if (lab.channels != static_cast<int64_t>(sc.classes.size()))
+      throw ModelError("segmentation model '" + options_.seg_model + "' returned " + std::to_string(lab.channels) +
+                       " classes, its contract lists " + std::to_string(sc.classes.size()));
+    if (lab.shape != std::vector<int64_t>{n, sc.height, sc.width})
+      throw ModelError("segmentation model '" + options_.seg_model + "' returned labels of shape " + shape_text(lab.shape) +
+                       ", expected " + shape_text({n, sc.height, sc.width}));
+    std::copy(lab.labels.begin(), lab.labels.end(), small.begin() + static_cast<std::ptrdiff_t>(s0 * plane));
+    throw_if_interrupted();
+  }
+  r.seconds.segment = seconds_since(t);
+
+  // Cleanup on the model grid, then the label map on the CT grid and each vertebra's extent there.
+  t = Clock::now();
+  r.cleanup_voxels = keep_largest_components(small, {sc.width, sc.height, slices});
+  const std::vector<uint8_t> labels = resize_labels_nearest(small, sc.width, sc.height, slices, v.size[0], v.size[1]);
+  const auto extents = vertebra_extents(labels, v.size);
+  r.seconds.cleanup = seconds_since(t);
+
+  // All seven vertebrae in one classifier batch; a missing or too-thin vertebra is zeros and gets the prior.
+  t = Clock::now();
+  const ModelContract& cc = cls_contract_;
+  const int nsl = cc.slices_per_vertebra;
+  const std::size_t per = static_cast<std::size_t>(nsl) * cc.channels() * cc.height * cc.width;
+  std::vector<float> x(7 * per, 0.0f);
+  for (int k = 0; k < 7; ++k) {
+    VertebraResult& vr = r.vertebrae[static_cast<std::size_t>(k)];
+    vr.extent = extents[static_cast<std::size_t>(k)];
+    if (!vr.extent) {
+      vr.fallback = Fallback::not_found;
+    } else if (vr.extent->slices < cc.min_slices) {
+      vr.fallback = Fallback::too_few_slices;
+    } else {
+      vr.crop = crop_box(*vr.extent, cc.crop_margin);
+      vr.picked = vertebra_input(v, *vr.extent, cc, x.data() + static_cast<std::size_t>(k) * per);
+    }
+  }
+  const auto out = cls_->forward(x.data(), {7, nsl, cc.channels(), cc.height, cc.width});
+  const HostTensor& logits = out.at(0);
+  if (logits.values.size() != 7)
+    throw ModelError("classifier '" + options_.cls_model + "' returned logits of shape " + shape_text(logits.shape) +
+                     " for 7 vertebrae, expected [7] or [7, 1]");
+  const HostTensor* attention = nullptr;
+  if (out.size() > 1) {
+    attention = &out[1];
+    if (attention->shape != std::vector<int64_t>{7, nsl})
+      throw ModelError("classifier '" + options_.cls_model + "' returned attention of shape " +
+                       shape_text(attention->shape) + ", expected " + shape_text({7, nsl}));
+  }
+  std::array<double, 7> p{};
+  for (int k = 0; k < 7; ++k) {
+    VertebraResult& vr = r.vertebrae[static_cast<std::size_t>(k)];
+    if (vr.fallback != Fallback::none) {
+      vr.probability = cc.prior[static_cast<std::size_t>(k)];
+    } else {
+      const double z = logits.values[static_cast<std::size_t>(k)];
+      vr.probability = 1.0 / (1.0 + std::exp(-z));
+      if (attention) {
+        const float* a = attention->values.data() + static_cast<std::size_t>(k) * nsl;
+        vr.attention.assign(a, a + nsl);
+        vr.key = static_cast<int>(std::max_element(vr.attention.begin(), vr.attention.end()) - vr.attention.begin());
+      }
+    }
+    p[static_cast<std::size_t>(k)] = vr.probability;
+  }
+  r.patient_overall = noisy_or(p);
+  r.seconds.classify = seconds_since(t);
+
+  if (!mask_path.empty()) {
+    t = Clock::now();
+    write_label_nifti(v, labels, mask_path);
+    r.seconds.masks = seconds_since(t);
+  }
+  return r;
+}
+
+}  // namespace cspine
