@@ -31,7 +31,7 @@ column -s, -t < "$OUT/predictions-wide.csv" 2>/dev/null || cat "$OUT/predictions
 echo
 echo "== cspine evaluate against the generated truth (synthetic; $STUDIES studies are far too few for real figures)"
 "$CSPINE" evaluate --predictions "$OUT/submission.csv" --labels "$OUT/synth/test_labels.csv" \
-  --report "$OUT/report.json" --bboxes "$OUT/synth/test_bounding_boxes.csv" --bootstrap 200 2>/dev/null | sed -n '1,14p'
+  --report "$OUT/report.json" --bboxes "$OUT/synth/test_bounding_boxes.csv" --bootstrap 200 2>/dev/null | grep -v '^note:'
 echo
 echo "demo: the Kaggle submission is $OUT/submission.csv ($(($(wc -l < "$OUT/submission.csv") - 1)) rows)"
 echo "      also: $OUT/predictions-wide.csv, $OUT/report.json (per vertebra: slice range, key slice, timings),"
