@@ -30,6 +30,11 @@ std::size_t keep_largest_components(std::vector<uint8_t>& labels, const std::arr
 std::vector<uint8_t> resize_labels_nearest(const std::vector<uint8_t>& labels, int cols, int rows, int slices,
                                            int out_cols, int out_rows);
 
+// vertebra_extents of resize_labels_nearest(labels, ...) without building the resized map: each small voxel
+// stands for the block of output pixels the nearest rule maps onto it. Exactly equal (tested), far cheaper.
+std::array<std::optional<VertebraExtent>, 7> vertebra_extents_resized(const std::vector<uint8_t>& labels, int cols,
+                                                                      int rows, int slices, int out_cols, int out_rows);
+
 // 1 - prod(1 - p): the patient-level probability (contract: output.patient_overall = "noisy_or").
 double noisy_or(const std::array<double, 7>& p);
 
@@ -57,6 +62,9 @@ struct VertebraResult {
 
 struct StageSeconds {
   double load = 0, segment = 0, cleanup = 0, classify = 0, masks = 0;
+  // Parts of `segment` and `classify` spent inside the models' forward passes (inputs already built): the
+  // floor no pipeline can go below.
+  double segment_model = 0, classify_model = 0;
   double total() const { return load + segment + cleanup + classify + masks; }
 };
 

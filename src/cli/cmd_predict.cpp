@@ -321,6 +321,8 @@ void add_predict(CLI::App& app, Runner& run) {
           sum.cleanup += r.seconds.cleanup;
           sum.classify += r.seconds.classify;
           sum.masks += r.seconds.masks;
+          sum.segment_model += r.seconds.segment_model;
+          sum.classify_model += r.seconds.classify_model;
           ++n_ok_here;
           char b[200];
           std::snprintf(b, sizeof b, "patient %.3f, %.1f s (load %.1f, segment %.1f, cleanup %.2f, classify %.1f, masks %.1f)",
@@ -378,8 +380,10 @@ void add_predict(CLI::App& app, Runner& run) {
       if (n_ok_here > 0) {
         const double k = static_cast<double>(n_ok_here);
         std::snprintf(line, sizeof line,
-                      "seconds per study: %.2f (load %.2f, segment %.2f, cleanup %.2f, classify %.2f, masks %.2f)",
-                      sum.total() / k, sum.load / k, sum.segment / k, sum.cleanup / k, sum.classify / k, sum.masks / k);
+                      "seconds per study: %.2f (load %.2f, segment %.2f, cleanup %.2f, classify %.2f, masks %.2f; "
+                      "of which in the models %.2f)",
+                      sum.total() / k, sum.load / k, sum.segment / k, sum.cleanup / k, sum.classify / k, sum.masks / k,
+                      (sum.segment_model + sum.classify_model) / k);
         log_info(line);
       }
       log_info("wrote " + o.output + (o.wide_csv.empty() ? "" : ", " + o.wide_csv) +

@@ -75,8 +75,14 @@ nlohmann::json study_entry(const StudyResult& r) {
   nlohmann::json warnings = nlohmann::json::array();
   for (const auto& w : r.warnings) warnings.push_back({{"code", w.code}, {"message", w.message}});
   j["warnings"] = warnings;
-  j["seconds"] = {{"load", r.seconds.load},         {"segment", r.seconds.segment}, {"cleanup", r.seconds.cleanup},
-                  {"classify", r.seconds.classify}, {"masks", r.seconds.masks},     {"total", r.seconds.total()}};
+  j["seconds"] = {{"load", r.seconds.load},
+                  {"segment", r.seconds.segment},
+                  {"cleanup", r.seconds.cleanup},
+                  {"classify", r.seconds.classify},
+                  {"masks", r.seconds.masks},
+                  {"total", r.seconds.total()},
+                  {"segment_model", r.seconds.segment_model},
+                  {"classify_model", r.seconds.classify_model}};
   return j;
 }
 

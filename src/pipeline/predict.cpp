@@ -9,6 +9,7 @@
 #include "cspine/error.h"
 #include "cspine/volume.h"
 #include "util/interrupt.h"
+#include "util/parallel.h"
 #include "util/log.h"
 
 namespace cspine {
@@ -56,6 +57,64 @@ std::vector<uint8_t> resize_labels_nearest(const std::vector<uint8_t>& labels, i
       uint8_t* orow = o + static_cast<std::size_t>(y) * out_cols;
       for (int x = 0; x < out_cols; ++x) orow[x] = row[sx[static_cast<std::size_t>(x)]];
     }
+  }
+  return out;
+}
+
+std::array<std::optional<VertebraExtent>, 7> vertebra_extents_resized(const std::vector<uint8_t>& labels, int cols,
+                                                                      int rows, int slices, int out_cols, int out_rows) {
+  const std::size_t plane = static_cast<std::size_t>(cols) * rows;
+  if (labels.size() != plane * static_cast<std::size_t>(slices))
+    throw Error(ExitCode::internal, "vertebra_extents_resized: label map does not match its size");
+  // Output range [first, last] (first > last when none) that the nearest rule maps onto each source index.
+  auto ranges = [](int in, int out) {
+    std::vector<int> first(static_cast<std::size_t>(in), 1 << 30), last(static_cast<std::size_t>(in), -1);
+    const std::vector<int> src = nearest_sources(in, out);
+    for (int d = 0; d < out; ++d) {
+      const auto s = static_cast<std::size_t>(src[static_cast<std::size_t>(d)]);
+      first[s] = std::min(first[s], d);
+      last[s] = std::max(last[s], d);
+    }
+    return std::make_pair(first, last);
+  };
+  const auto [cx0, cx1] = ranges(cols, out_cols);
+  const auto [ry0, ry1] = ranges(rows, out_rows);
+  std::array<VertebraExtent, 7> e;
+  std::array<int, 7> last_slice;
+  last_slice.fill(-1);
+  for (auto& x : e) {
+    x.z0 = x.y0 = x.x0 = 1 << 30;
+    x.z1 = x.y1 = x.x1 = -1;
+  }
+  for (int k = 0; k < slices; ++k) {
+    for (int j = 0; j < rows; ++j) {
+      const auto ju = static_cast<std::size_t>(j);
+      if (ry1[ju] < 0) continue;  // no output row samples this one
+      const uint8_t* row = labels.data() + static_cast<std::size_t>(k) * plane + ju * cols;
+      for (int i = 0; i < cols; ++i) {
+        const int l = row[i];
+        const auto iu = static_cast<std::size_t>(i);
+        if (l < 1 || l > 7 || cx1[iu] < 0) continue;
+        VertebraExtent& x = e[static_cast<std::size_t>(l - 1)];
+        x.z0 = std::min(x.z0, k);
+        x.z1 = std::max(x.z1, k);
+        x.y0 = std::min(x.y0, ry0[ju]);
+        x.y1 = std::max(x.y1, ry1[ju]);
+        x.x0 = std::min(x.x0, cx0[iu]);
+        x.x1 = std::max(x.x1, cx1[iu]);
+        x.voxels += static_cast<std::size_t>(cx1[iu] - cx0[iu] + 1) * static_cast<std::size_t>(ry1[ju] - ry0[ju] + 1);
+        if (last_slice[static_cast<std::size_t>(l - 1)] != k) {
+          last_slice[static_cast<std::size_t>(l - 1)] = k;
+          ++x.slices;
+        }
+      }
+    }
+  }
+  std::array<std::optional<VertebraExtent>, 7> out;
+  for (int v = 0; v < 7; ++v) {
+    if (e[static_cast<std::size_t>(v)].voxels == 0) continue;
+    e[static_cast<std::size_t>(v)].label = v + 1;
+    out[static_cast<std::size_t>(v)] = e[static_cast<std::size_t>(v)];
   }
   return out;
 }
@@ -128,7 +187,9 @@ StudyResult Predictor::predict(const StudyIndex& index, const std::string& study
     for (int i = 0; i < n; ++i) ks[static_cast<std::size_t>(i)] = s0 + i;
     batch.resize(static_cast<std::size_t>(n) * sc.channels() * plane);
     stack_triplets(resized, slices, sc, ks, batch.data());
+    const auto tm = Clock::now();
     const auto out = seg_->forward(batch.data(), {n, sc.channels(), sc.height, sc.width}, /*argmax_first=*/true);
+    r.seconds.segment_model += seconds_since(tm);
     const HostTensor& lab = out.at(0);
     if (lab.channels != static_cast<int64_t>(sc.classes.size()))
       throw ModelError("segmentation model '" + options_.seg_model + "' returned " + std::to_string(lab.channels) +
@@ -144,8 +205,7 @@ StudyResult Predictor::predict(const StudyIndex& index, const std::string& study
   // Cleanup on the model grid, then the label map on the CT grid and each vertebra's extent there.
   t = Clock::now();
   r.cleanup_voxels = keep_largest_components(small, {sc.width, sc.height, slices});
-  const std::vector<uint8_t> labels = resize_labels_nearest(small, sc.width, sc.height, slices, v.size[0], v.size[1]);
-  const auto extents = vertebra_extents(labels, v.size);
+  const auto extents = vertebra_extents_resized(small, sc.width, sc.height, slices, v.size[0], v.size[1]);
   r.seconds.cleanup = seconds_since(t);
 
   // All seven vertebrae in one classifier batch; a missing or too-thin vertebra is zeros and gets the prior.
@@ -154,9 +214,10 @@ StudyResult Predictor::predict(const StudyIndex& index, const std::string& study
   const int nsl = cc.slices_per_vertebra;
   const std::size_t per = static_cast<std::size_t>(nsl) * cc.channels() * cc.height * cc.width;
   std::vector<float> x(7 * per, 0.0f);
-  for (int k = 0; k < 7; ++k) {
-    VertebraResult& vr = r.vertebrae[static_cast<std::size_t>(k)];
-    vr.extent = extents[static_cast<std::size_t>(k)];
+  parallel_for(7, options_.threads, [&](std::size_t ku) {
+    const int k = static_cast<int>(ku);
+    VertebraResult& vr = r.vertebrae[ku];
+    vr.extent = extents[ku];
     if (!vr.extent) {
       vr.fallback = Fallback::not_found;
     } else if (vr.extent->slices < cc.min_slices) {
@@ -165,8 +226,10 @@ StudyResult Predictor::predict(const StudyIndex& index, const std::string& study
       vr.crop = crop_box(*vr.extent, cc.crop_margin);
       vr.picked = vertebra_input(v, *vr.extent, cc, x.data() + static_cast<std::size_t>(k) * per);
     }
-  }
+  });
+  const auto tm = Clock::now();
   const auto out = cls_->forward(x.data(), {7, nsl, cc.channels(), cc.height, cc.width});
+  r.seconds.classify_model = seconds_since(tm);
   const HostTensor& logits = out.at(0);
   if (logits.values.size() != 7)
     throw ModelError("classifier '" + options_.cls_model + "' returned logits of shape " + shape_text(logits.shape) +
@@ -199,7 +262,7 @@ StudyResult Predictor::predict(const StudyIndex& index, const std::string& study
 
   if (!mask_path.empty()) {
     t = Clock::now();
-    write_label_nifti(v, labels, mask_path);
+    write_label_nifti(v, resize_labels_nearest(small, sc.width, sc.height, slices, v.size[0], v.size[1]), mask_path);
     r.seconds.masks = seconds_since(t);
   }
   return r;

@@ -180,23 +180,18 @@ std::vector<int> vertebra_input(const Volume& v, const VertebraExtent& e, const 
   const std::vector<int> picked = select_slices(e, c.slices_per_vertebra);
   const std::size_t plane = static_cast<std::size_t>(c.height) * c.width;
   const int cols = v.size[0], rows = v.size[1];
-  std::vector<float> windowed(v.slice_voxels());
   std::vector<float> crop(static_cast<std::size_t>(b.side) * b.side);
   const int x0 = std::max(b.x, 0), x1 = std::min(b.x + b.side, cols);
   const int y0 = std::max(b.y, 0), y1 = std::min(b.y + b.side, rows);
-  int cached_slice = -1;
   for (std::size_t n = 0; n < picked.size(); ++n) {
     const auto idx = triplet_indices(picked[n], c.slice_offsets, v.size[2]);
     for (std::size_t ch = 0; ch < idx.size(); ++ch) {
-      if (idx[ch] != cached_slice) {
-        window_slice(v.slice(idx[ch]), v.slice_voxels(), c.hu_low, c.hu_high, windowed.data());
-        cached_slice = idx[ch];
-      }
+      // Only the part of the slice inside the crop is windowed; the rest of the crop stays 0.
       std::fill(crop.begin(), crop.end(), 0.0f);
-      for (int y = y0; y < y1; ++y)
-        std::copy(windowed.data() + static_cast<std::size_t>(y) * cols + x0,
-                  windowed.data() + static_cast<std::size_t>(y) * cols + x1,
-                  crop.data() + static_cast<std::size_t>(y - b.y) * b.side + (x0 - b.x));
+      const int16_t* slice = v.slice(idx[ch]);
+      for (int y = y0; y < y1 && x0 < x1; ++y)
+        window_slice(slice + static_cast<std::size_t>(y) * cols + x0, static_cast<std::size_t>(x1 - x0), c.hu_low,
+                     c.hu_high, crop.data() + static_cast<std::size_t>(y - b.y) * b.side + (x0 - b.x));
       resize_bilinear(crop.data(), b.side, b.side, out + (n * idx.size() + ch) * plane, c.height, c.width);
     }
   }

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <random>
+#include <tuple>
 
 #include "cspine/error.h"
 #include "cspine/predict.h"
@@ -85,6 +87,28 @@ TEST(LabelResize, FollowsPyTorchNearest) {
   EXPECT_EQ(resize_labels_nearest(row, 4, 1, 1, 2, 1), (std::vector<uint8_t>{7, 9}));
   EXPECT_EQ(resize_labels_nearest(row, 4, 1, 1, 4, 1), row);
   EXPECT_THROW(resize_labels_nearest(row, 3, 1, 1, 2, 1), Error);
+}
+
+TEST(LabelResize, ExtentsWithoutTheResizedMapAreExact) {
+  std::mt19937 rng(5);
+  // Up- and downsampling, exact 2x, identity and odd ratios; sparse random labels with blobs.
+  const std::vector<std::array<int, 4>> shapes = {{8, 6, 16, 12}, {8, 6, 8, 6}, {10, 7, 23, 31}, {12, 9, 5, 4}, {7, 7, 3, 13}};
+  for (const auto& [c, r, oc, orr] : shapes) {
+    const int slices = 5;
+    std::vector<uint8_t> labels(static_cast<std::size_t>(c) * r * slices, 0);
+    for (auto& x : labels) x = rng() % 4 == 0 ? static_cast<uint8_t>(rng() % 9) : 0;
+    const auto want = vertebra_extents(resize_labels_nearest(labels, c, r, slices, oc, orr), {oc, orr, slices});
+    const auto got = vertebra_extents_resized(labels, c, r, slices, oc, orr);
+    for (int v = 0; v < 7; ++v) {
+      const auto& a = want[static_cast<std::size_t>(v)];
+      const auto& b = got[static_cast<std::size_t>(v)];
+      ASSERT_EQ(a.has_value(), b.has_value()) << c << "x" << r << " -> " << oc << "x" << orr << " label " << v + 1;
+      if (!a) continue;
+      EXPECT_EQ(std::make_tuple(a->z0, a->z1, a->y0, a->y1, a->x0, a->x1, a->slices, a->voxels, a->label),
+                std::make_tuple(b->z0, b->z1, b->y0, b->y1, b->x0, b->x1, b->slices, b->voxels, b->label))
+          << c << "x" << r << " -> " << oc << "x" << orr << " label " << v + 1;
+    }
+  }
 }
 
 TEST(Predict, NoisyOr) {
