@@ -100,8 +100,8 @@ def main(argv=None):
     ap.add_argument("--timings", help="JSON file with seconds per study and stage")
     a = ap.parse_args(argv)
 
-    if a.threads > 0:
-        torch.set_num_threads(a.threads)
+    # All cores unless told otherwise: torch's own default can be one thread (it is on the 2-core dev VM).
+    torch.set_num_threads(a.threads if a.threads > 0 else len(os.sched_getaffinity(0)))
     device = ("cuda" if torch.cuda.is_available() else "cpu") if a.device == "auto" else a.device
     t0 = time.perf_counter()
     models = infer.Models(a.seg_model, a.cls_model, device=device)

@@ -142,7 +142,8 @@ Predictor::Predictor(const PredictOptions& options) : options_(options) {
   if (cls_contract_.kind != ModelKind::classifier)
     throw ModelError("'" + options.cls_model + "' is a segmentation model (cspine.json kind), expected a classifier");
   if (options.batch_size < 1) throw UsageError("--batch-size must be at least 1");
-  set_backend_threads(options.threads);
+  // Always set: LibTorch's own default can be a single thread (it is on the 2-core development VM).
+  set_backend_threads(resolve_threads(options.threads));
   seg_ = std::make_unique<TorchModel>(options.seg_model, options.device, options.fp16);
   cls_ = std::make_unique<TorchModel>(options.cls_model, options.device, options.fp16);
 }
