@@ -6,6 +6,7 @@
 #pragma once
 #include <array>
 #include <cstdint>
+#include <exception>
 #include <memory>
 #include <optional>
 #include <string>
@@ -83,6 +84,17 @@ struct StudyResult {
 
 class TorchModel;
 
+// A study loaded and turned into the segmentation's input, ready for the models: what the prefetch thread
+// hands over. A failure while loading is kept (error) and rethrown by Predictor::run, so it is reported as
+// that study's failure.
+struct PreparedStudy {
+  std::string study_uid, series_uid;
+  LoadedSeries loaded;
+  std::vector<float> seg_input;  // window_resize_volume of the volume
+  double load_seconds = 0, resize_seconds = 0;
+  std::exception_ptr error;
+};
+
 class Predictor {
 public:
   // Reads both contracts (ModelError when missing or invalid, or when the kinds are swapped) and loads both
@@ -100,6 +112,11 @@ public:
   // (NIfTI on the CT grid). Errors of the study (loading, a model failing on it) propagate as cspine::Error;
   // an interrupt between batches throws InterruptedError.
   StudyResult predict(const StudyIndex& index, const std::string& study_uid, const std::string& mask_path = "") const;
+
+  // predict() in two halves, so that loading the next study can overlap the models on this one: prepare()
+  // never throws (the error travels in the result); run() does the rest and throws what prepare() caught.
+  PreparedStudy prepare(const StudyIndex& index, const std::string& study_uid, int threads) const;
+  StudyResult run(PreparedStudy prepared, const std::string& mask_path = "") const;
 
 private:
   PredictOptions options_;

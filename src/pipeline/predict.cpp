@@ -154,32 +154,53 @@ std::string Predictor::device() const {
   return seg_->device();
 }
 
-StudyResult Predictor::predict(const StudyIndex& index, const std::string& study_uid, const std::string& mask_path) const {
-  StudyResult r;
-  r.study_uid = study_uid;
-  auto t = Clock::now();
+PreparedStudy Predictor::prepare(const StudyIndex& index, const std::string& study_uid, int threads) const {
+  PreparedStudy p;
+  p.study_uid = study_uid;
+  try {
+    auto t = Clock::now();
+    LoadOptions lo;
+    lo.threads = threads;
+    for (const auto& st : index.studies)
+      if (st.study_uid == study_uid && st.selected_series >= 0)
+        p.series_uid = st.series[static_cast<std::size_t>(st.selected_series)].series_uid;
+    p.loaded = load_study(index, study_uid, lo);
+    p.load_seconds = seconds_since(t);
+    t = Clock::now();
+    p.seg_input = window_resize_volume(p.loaded.volume, seg_contract_, threads);
+    p.resize_seconds = seconds_since(t);
+  } catch (...) {
+    p.error = std::current_exception();
+  }
+  return p;
+}
 
-  LoadOptions lo;
-  lo.threads = options_.threads;
-  LoadedSeries loaded = load_study(index, study_uid, lo);
+StudyResult Predictor::predict(const StudyIndex& index, const std::string& study_uid, const std::string& mask_path) const {
+  return run(prepare(index, study_uid, options_.threads), mask_path);
+}
+
+StudyResult Predictor::run(PreparedStudy prepared, const std::string& mask_path) const {
+  if (prepared.error) std::rethrow_exception(prepared.error);
+  StudyResult r;
+  r.study_uid = prepared.study_uid;
+  const LoadedSeries& loaded = prepared.loaded;
   const Volume& v = loaded.volume;
-  for (const auto& s : index.studies)
-    if (s.study_uid == study_uid && s.selected_series >= 0) r.series_uid = s.series[static_cast<std::size_t>(s.selected_series)].series_uid;
+  r.series_uid = prepared.series_uid;
   r.size = v.size;
   r.spacing = v.spacing;
   r.slice_numbers = loaded.slice_numbers;
   r.slice_z.resize(static_cast<std::size_t>(v.size[2]));
   for (int k = 0; k < v.size[2]; ++k) r.slice_z[static_cast<std::size_t>(k)] = v.voxel_to_lps(0, 0, k)[2];
   r.warnings = loaded.warnings;
-  r.seconds.load = seconds_since(t);
+  r.seconds.load = prepared.load_seconds;
   throw_if_interrupted();
 
   // Segmentation over every slice, batch by batch; the label map stays at the model's resolution.
-  t = Clock::now();
+  auto t = Clock::now();
   const ModelContract& sc = seg_contract_;
   const int slices = v.size[2];
   const std::size_t plane = static_cast<std::size_t>(sc.height) * sc.width;
-  const std::vector<float> resized = window_resize_volume(v, sc, options_.threads);
+  const std::vector<float>& resized = prepared.seg_input;
   std::vector<uint8_t> small(plane * static_cast<std::size_t>(slices));
   std::vector<float> batch;
   for (int s0 = 0; s0 < slices; s0 += options_.batch_size) {
@@ -201,7 +222,7 @@ StudyResult Predictor::predict(const StudyIndex& index, const std::string& study
     std::copy(lab.labels.begin(), lab.labels.end(), small.begin() + static_cast<std::ptrdiff_t>(s0 * plane));
     throw_if_interrupted();
   }
-  r.seconds.segment = seconds_since(t);
+  r.seconds.segment = seconds_since(t) + prepared.resize_seconds;
 
   // Cleanup on the model grid, then the label map on the CT grid and each vertebra's extent there.
   t = Clock::now();

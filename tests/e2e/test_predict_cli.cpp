@@ -7,6 +7,7 @@
 #include <dcmtk/dcmdata/dctk.h>
 
 #include <fstream>
+#include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <regex>
@@ -254,6 +255,10 @@ TEST(PredictCli, ResumeAfterAKilledRunGivesTheSameCsv) {
   EXPECT_NE(err.find("already scored"), std::string::npos) << err;
   EXPECT_EQ(read_file(out.path() / "part.csv"), full);
 
+  // Loading ahead in a thread of its own (--prefetch) changes nothing in the results.
+  ASSERT_EQ(run_cli("-q predict " + q(d.images) + " -o " + q(out / "pf.csv") + tiny() + " --prefetch 2", &err), 0) << err;
+  EXPECT_EQ(read_file(out.path() / "pf.csv"), full);
+
   // Without --resume the journal starts over (every study is scored again), with the same result.
   ASSERT_EQ(run_cli("-q predict " + q(d.images) + " -o " + q(out / "part.csv") + tiny()), 0);
   EXPECT_EQ(lines_of(read_file(journal)).size(), 4u);
@@ -270,23 +275,28 @@ TEST(PredictCli, ResumeAfterAKilledRunGivesTheSameCsv) {
 
 TEST(PredictCli, SigtermSavesFinishedStudiesAndExits130) {
   Data& d = data();
-  TempDir out;
-  const std::string journal = out / "sub.csv.progress.jsonl";
-  const std::string script = q(CSPINE_BINARY) + " -q predict " + q(d.images) + " -o " + q(out / "sub.csv") + tiny() +
-                             " --report " + q(out / "r.json") + " & pid=$!; for i in $(seq 1 3000); do [ -f " +
-                             q(journal) + " ] && [ $(wc -l < " + q(journal) +
-                             ") -ge 2 ] && break; sleep 0.01; done; kill -TERM $pid; wait $pid; echo $?";
-  std::string status;
-  run_command("sh -c " + q(script), &status);
-  if (status == "0\n") GTEST_SKIP() << "the run finished before the signal arrived";
-  ASSERT_EQ(status, "130\n");
-  const auto lines = lines_of(read_file(out.path() / "sub.csv"));
-  const std::size_t finished = lines_of(read_file(journal)).size() - 1;
-  ASSERT_GE(finished, 1u);
-  EXPECT_EQ(lines.size(), 1 + 8 * finished) << "every finished study is in the CSV";
-  const json r = json::parse(read_file(out.path() / "r.json"));
-  EXPECT_FALSE(r["complete"].get<bool>());
-  EXPECT_EQ(r["studies"].size(), finished);
+  for (const std::string variant : {"", " --prefetch 1"}) {  // also with the loading thread running ahead
+    TempDir out;
+    const std::string journal = out / "sub.csv.progress.jsonl";
+    const std::string script = q(CSPINE_BINARY) + " -q predict " + q(d.images) + " -o " + q(out / "sub.csv") + tiny() +
+                               variant + " --report " + q(out / "r.json") + " & pid=$!; for i in $(seq 1 3000); do [ -f " +
+                               q(journal) + " ] && [ $(wc -l < " + q(journal) +
+                               ") -ge 2 ] && break; sleep 0.01; done; kill -TERM $pid; wait $pid; echo $?";
+    std::string status;
+    run_command("sh -c " + q(script), &status);
+    if (status == "0\n") {
+      std::cerr << "note: the run" << variant << " finished before the signal arrived\n";
+      continue;
+    }
+    ASSERT_EQ(status, "130\n") << variant;
+    const auto lines = lines_of(read_file(out.path() / "sub.csv"));
+    const std::size_t finished = lines_of(read_file(journal)).size() - 1;
+    ASSERT_GE(finished, 1u);
+    EXPECT_EQ(lines.size(), 1 + 8 * finished) << "every finished study is in the CSV" << variant;
+    const json r = json::parse(read_file(out.path() / "r.json"));
+    EXPECT_FALSE(r["complete"].get<bool>());
+    EXPECT_EQ(r["studies"].size(), finished);
+  }
 }
 
 TEST(PredictCli, ProgressBarOnATerminalLogLinesOtherwise) {
@@ -332,6 +342,7 @@ TEST(PredictCli, ErrorsHaveTheirExitCodes) {
       {q(out.str()) + o + seg + cls, 4, ""},
       {q(d.images) + o + seg + cls + " --test-csv " + q(out / "bad-test.csv"), 8, "bad-test.csv:2"},
       {q(d.images) + " -o " + q(out / "no/such/dir/s.csv") + seg + cls, 6, "no/such/dir"},
+      {q(d.images) + o + seg + cls + " --prefetch -1", 2, "--prefetch"},
   };
   for (const auto& c : cases) {
     EXPECT_EQ(run_cli("predict " + c.args, &err), c.code) << c.args << "\n" << err;

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# End-to-end benchmark of `cspine predict` against its Python peer (scripts/reference_predict.py) on the same
+# full-size synthetic studies, same models, same thread count, in one run; plus the floor (the two models'
+# forward passes alone, bench/model_floor.cpp).
+#   bench/pipeline.sh [studies=6] [threads=all cores] [extra cspine predict args, e.g. --device cuda --fp16]
+# Studies: 512 x 512, 250-350 slices, half uncompressed and half JPEG lossless SV1 (the RSNA encoding).
+# Prints seconds per study per stage, studies per second, peak memory (/usr/bin/time -v), the ratios, and the
+# largest difference between the two tools' probabilities.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
+STUDIES="${1:-6}"
+THREADS="${2:-$(nproc)}"
+shift $(( $# > 2 ? 2 : $# ))
+EXTRA=("$@")
+WORK="${BENCH_DIR:-$ROOT/bench/out/pipeline}"
+PY=/usr/bin/python3
+CSPINE="${CSPINE:-$BUILD_DIR/cspine}"
+FLOOR="${CSPINE_MODEL_FLOOR:-$BUILD_DIR/cspine_model_floor}"
+
+if [[ -z "${BENCH_NO_SETUP:-}" ]]; then
+  "$ROOT/scripts/install-deps.sh"
+  "$ROOT/scripts/build.sh" >/dev/null
+fi
+
+data="$WORK/studies-$STUDIES"
+if [[ ! -f "$data/.done" ]]; then
+  rm -rf "$data" && mkdir -p "$data/input"
+  half=$(( (STUDIES + 1) / 2 ))
+  for i in $(seq 1 "$STUDIES"); do
+    ts=explicit; (( i > half )) && ts=jpeg-lossless
+    slices=$(( 250 + (i * 37) % 101 ))
+    "$CSPINE" -q synth -o "$data/s$i" -n 1 --matrix 512 --slices "$slices" --seed "$((900 + i))" --test-fraction 1 \
+      --transfer-syntax "$ts"
+    mv "$data/s$i/test_images/"* "$data/input/"
+    rm -rf "$data/s$i"
+  done
+  touch "$data/.done"
+fi
+echo "bench: $STUDIES studies in $data/input ($(du -sh "$data/input" | cut -f1)), $THREADS threads, $(nproc) cores," \
+  "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
+
+out="$WORK/run"
+rm -rf "$out" && mkdir -p "$out"
+/usr/bin/time -v -o "$out/cspine.time" "$CSPINE" -q predict "$data/input" -o "$out/cspine.csv" \
+  --wide-csv "$out/cspine-wide.csv" --report "$out/cspine.json" --threads "$THREADS" "${EXTRA[@]}"
+pydev=cpu
+for a in "${EXTRA[@]}"; do [[ $a == cuda* ]] && pydev=cuda; done
+/usr/bin/time -v -o "$out/python.time" "$PY" "$ROOT/scripts/reference_predict.py" "$data/input" -o "$out/python.csv" \
+  --wide-csv "$out/python-wide.csv" --timings "$out/python.json" --threads "$THREADS" --device "$pydev" 2>"$out/python.log"
+slices=$("$PY" -c "import json,sys; print(','.join(str(s['size'][2]) for s in json.load(open(sys.argv[1]))['studies']))" \
+  "$out/cspine.json")
+dev_args=()
+for ((i = 0; i < ${#EXTRA[@]}; i++)); do
+  case "${EXTRA[$i]}" in --device) dev_args+=(--device "${EXTRA[$((i + 1))]}") ;; --fp16) dev_args+=(--fp16) ;; esac
+done
+"$FLOOR" "$ROOT/models/seg.pt" "$ROOT/models/cls.pt" "$slices" --threads "$THREADS" "${dev_args[@]}" > "$out/floor.json"
+
+"$PY" - "$out" "$STUDIES" <<'PY'
+import json, re, sys
+from pathlib import Path
+out, n = Path(sys.argv[1]), int(sys.argv[2])
+
+def time_v(path):
+    t = path.read_text()
+    wall = re.search(r"Elapsed \(wall clock\) time \(h:mm:ss or m:ss\): (\S+)", t).group(1).split(":")
+    secs = sum(float(x) * 60 ** i for i, x in enumerate(reversed(wall)))
+    rss = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", t).group(1)) / 1024
+    return secs, rss
+
+cw, cr = time_v(out / "cspine.time")
+pw, pr = time_v(out / "python.time")
+rep = json.loads((out / "cspine.json").read_text())
+ok = [s for s in rep["studies"] if s["status"] == "ok"]
+stages = ["load", "segment", "cleanup", "classify"]
+c = {k: sum(s["seconds"][k] for s in ok) / len(ok) for k in stages}
+cm = sum(s["seconds"]["segment_model"] + s["seconds"]["classify_model"] for s in ok) / len(ok)
+pt = json.loads((out / "python.json").read_text())["studies"]
+p = {k: sum(t[k] for t in pt.values()) / len(pt) for k in stages}
+floor = json.loads((out / "floor.json").read_text())
+
+def wide(path):
+    rows = {}
+    for line in path.read_text().splitlines()[1:]:
+        f = line.split(",")
+        rows[f[0]] = [float(x) for x in f[1:]]
+    return rows
+
+a, b = wide(out / "cspine-wide.csv"), wide(out / "python-wide.csv")
+diff = max(abs(x - y) for u in a for x, y in zip(a[u], b[u]))
+print(f"{'seconds per study':<22}" + "".join(f"{k:>10}" for k in stages) + f"{'sum':>10}{'wall/study':>12}{'studies/s':>11}{'peak RSS':>10}")
+for name, d, wall, rss in (("cspine predict", c, cw, cr), ("reference_predict.py", p, pw, pr)):
+    print(f"{name:<22}" + "".join(f"{d[k]:>10.2f}" for k in stages) + f"{sum(d.values()):>10.2f}{wall / n:>12.2f}"
+          f"{n / wall:>11.3f}{rss:>8.0f} MB")
+print(f"floor (models alone, {floor['device']}{' fp16' if floor['fp16'] else ''}): "
+      f"{floor['mean_seconds_per_study']:.2f} s per study; cspine's in-run model time {cm:.2f} s")
+print(f"ratios: python/cspine studies per second {pw / cw:.2f} (goal >= 1.5 on CPU, >= 3 on GPU); "
+      f"cspine wall per study / floor {cw / n / floor['mean_seconds_per_study']:.2f} (goal <= 1.15); "
+      f"model load and start-up included in the wall times")
+print(f"largest |cspine - python| probability: {diff:.2e} over {len(a)} studies")
+PY
