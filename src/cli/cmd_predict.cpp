@@ -4,6 +4,7 @@
 // the batch goes on. Each finished study is appended (and flushed to disk) to a progress journal beside the
 // output, `<output>.progress.jsonl`; the outputs are rewritten from the journal's entries atomically every few
 // seconds, at the end and on an interrupt. `--resume` reads the journal back and skips the studies it holds.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -235,6 +236,13 @@ private:
   bool stop_ = false, finished_ = false;
 };
 
+// Peak resident memory of this process so far, in MB.
+double peak_rss_mb() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  return static_cast<double>(u.ru_maxrss) / 1024.0;  // Linux: KiB
+}
+
 std::string now_iso() {
   const auto t = std::time(nullptr);
   char buf[32];
@@ -373,6 +381,7 @@ void add_predict(CLI::App& app, Runner& run) {
                          {"device", device},
                          {"fp16", o.p.fp16},
                          {"complete", final_write},
+                         {"peak_rss_mb", std::round(peak_rss_mb())},
                          {"models", models},
                          {"studies", entries}};
           if (synthetic)
@@ -466,9 +475,10 @@ void add_predict(CLI::App& app, Runner& run) {
       for (const auto& uid : plan)
         if (auto it = done.find(uid); it != done.end() && it->second.value("status", "") == "ok") ++n_ok;
       char line[320];
-      std::snprintf(line, sizeof line, "%zu studies scored, %zu failed, %zu missing from the input%s; %.1f s in all", n_ok,
+      std::snprintf(line, sizeof line,
+                    "%zu studies scored, %zu failed, %zu missing from the input%s; %.1f s in all, peak memory %.0f MB", n_ok,
                     n_failed, missing.size(), resumed ? (" (" + std::to_string(resumed) + " from the journal)").c_str() : "",
-                    wall);
+                    wall, peak_rss_mb());
       log_info(line);
       if (n_ok_here > 0) {
         const double k = static_cast<double>(n_ok_here);
