@@ -19,7 +19,7 @@ CSPINE="${CSPINE:-$BUILD_DIR/cspine}"
 FLOOR="${CSPINE_MODEL_FLOOR:-$BUILD_DIR/cspine_model_floor}"
 
 if [[ -z "${BENCH_NO_SETUP:-}" ]]; then
-  "$ROOT/scripts/install-deps.sh"
+  CSPINE_BENCH_DEPS=1 "$ROOT/scripts/install-deps.sh"
   "$ROOT/scripts/build.sh" >/dev/null
 fi
 

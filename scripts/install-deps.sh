@@ -14,7 +14,7 @@ PACKAGES=(
   dcm2niix                              # reference converter used by the tests and the loader benchmark
   python3 python3-numpy python3-pytest  # Python side (training/export scripts, pytest suites)
   python3-torch python3-torchvision     # training and TorchScript export (scripts/cspine_models), CPU
-  python3-sklearn                       # independent metrics for the evaluate cross-check (tests/python)
+  python3-sklearn python3-scipy         # metrics cross-check (tests/python); scipy.ndimage in the Python peer
   python3-pydicom python3-gdcm python3-nibabel  # independent readers of what synth writes (tests/python)
 )
 if [[ "${CSPINE_BENCH_DEPS:-0}" == "1" ]]; then PACKAGES+=(hyperfine time); fi
