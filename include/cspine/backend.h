@@ -28,8 +28,8 @@ struct cspine_tensor {
 namespace cspine {
 
 // Bumped whenever the plugin's entry points change; the loader refuses a plugin built for another one.
-// 3: model loading and running (cspine_backend_model_*), thread count.
-inline constexpr int kBackendAbiVersion = 3;
+// 3: model loading and running (cspine_backend_model_*), thread count. 4: cspine_backend_segment_volume.
+inline constexpr int kBackendAbiVersion = 4;
 
 // Path of the backend plugin that would be loaded, or empty when none is found. Search order:
 // $CSPINE_TORCH_BACKEND, the executable's folder, <exe>/../lib/cspine, the build tree.
@@ -72,6 +72,14 @@ public:
   // Runs the model on a float32 input of the given shape; with `argmax_first`, output 0 comes back as its
   // argmax over dimension 1 (class labels), which keeps the transfer from the device small.
   std::vector<HostTensor> forward(const float* input, const std::vector<int64_t>& shape, bool argmax_first = false) const;
+
+  // Segments a whole volume (int16 HU, slices x rows x cols) with the contract's window, size and slice
+  // offsets, preprocessing on the model's device: labels receives slices x height x width argmax labels.
+  // Returns the model's class count; adds the forward passes' time to *model_seconds. Throws ModelError, or
+  // InterruptedError when an interrupt arrives between batches.
+  int64_t segment_volume(const int16_t* hu, int64_t slices, int64_t rows, int64_t cols, double hu_low, double hu_high,
+                         const std::vector<int>& offsets, int64_t height, int64_t width, int batch, uint8_t* labels,
+                         double* model_seconds) const;
 
 private:
   std::string path_;

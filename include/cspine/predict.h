@@ -45,6 +45,9 @@ struct PredictOptions {
   bool fp16 = false;            // CUDA only
   int batch_size = 32;          // slices per segmentation batch
   int threads = 0;              // decoding, preprocessing and LibTorch threads (0: all cores)
+  // Where the segmentation input is built: "host" (src/pipeline/preprocess.cpp), "device" (LibTorch ops on
+  // the model's device, the volume sent over once as int16), or "auto": device on CUDA, host on the CPU.
+  std::string preprocess = "auto";
 };
 
 // Why a vertebra got the contract's prior instead of a prediction.
@@ -107,6 +110,7 @@ public:
   const ModelContract& seg_contract() const { return seg_contract_; }
   const ModelContract& cls_contract() const { return cls_contract_; }
   std::string device() const;
+  bool preprocesses_on_device() const { return device_preprocess_; }
 
   // Scores one study of `index` and, when `mask_path` is not empty, writes its vertebra label map there
   // (NIfTI on the CT grid). Errors of the study (loading, a model failing on it) propagate as cspine::Error;
@@ -120,6 +124,7 @@ public:
 
 private:
   PredictOptions options_;
+  bool device_preprocess_ = false;
   ModelContract seg_contract_, cls_contract_;
   std::unique_ptr<TorchModel> seg_, cls_;
 };

@@ -29,6 +29,9 @@ void add_predict(CLI::App& app, Runner& run) {
                   "Studies loaded ahead, in a thread of their own, while the models run: N, or auto (2 on CUDA; 0 on "
                   "the CPU, where the models already keep every core busy and loading alongside only slows them)")
       ->capture_default_str();
+  cmd->add_option("--preprocess", opt->p.preprocess,
+                  "Where the segmentation input is built: auto (device on CUDA, host on the CPU), host or device")
+      ->capture_default_str();
   cmd->add_option("--wide-csv", opt->wide_csv, "Also write one row per study: StudyInstanceUID,patient_overall,C1..C7");
   cmd->add_option("--report", opt->report, "Also write a JSON report: per study and vertebra, ranges, key slice, timings");
   cmd->add_option("--save-masks", opt->masks, "Folder for each study's vertebra label map (<UID>.nii.gz, CT grid)");

@@ -6,6 +6,7 @@
 
 #include "cspine/backend.h"
 #include "cspine/error.h"
+#include "util/interrupt.h"
 #include "util/log.h"
 
 namespace fs = std::filesystem;
@@ -165,6 +166,30 @@ std::vector<HostTensor> TorchModel::forward(const float* input, const std::vecto
     release(outs[i].data);
   }
   return result;
+}
+
+namespace {
+int cancelled_by_signal() {
+  return interrupted() ? 1 : 0;
+}
+}  // namespace
+
+int64_t TorchModel::segment_volume(const int16_t* hu, int64_t slices, int64_t rows, int64_t cols, double hu_low,
+                                   double hu_high, const std::vector<int>& offsets, int64_t height, int64_t width,
+                                   int batch, uint8_t* labels, double* model_seconds) const {
+  using Segment = int (*)(void*, const int16_t*, int64_t, int64_t, int64_t, double, double, const int32_t*, int32_t,
+                          int64_t, int64_t, int32_t, uint8_t*, int64_t*, double*, int (*)(), char*, size_t);
+  static const auto run = symbol<Segment>("cspine_backend_segment_volume");
+  const std::vector<int32_t> off(offsets.begin(), offsets.end());
+  int64_t channels = 0;
+  double seconds = 0;
+  char err[1024] = {0};
+  const int rc = run(handle_, hu, slices, rows, cols, hu_low, hu_high, off.data(), static_cast<int32_t>(off.size()),
+                     height, width, batch, labels, &channels, &seconds, cancelled_by_signal, err, sizeof err);
+  if (model_seconds) *model_seconds += seconds;
+  if (rc == 3) throw_if_interrupted();
+  if (rc != 0) throw ModelError("model '" + path_ + "' failed on a volume of " + std::to_string(slices) + " slices: " + err);
+  return channels;
 }
 
 std::string find_backend_plugin() {

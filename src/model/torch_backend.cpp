@@ -4,9 +4,12 @@
 #include <ATen/Parallel.h>
 #include <caffe2/serialize/inline_container.h>
 #include <torch/cuda.h>
+#include <torch/nn/functional/upsampling.h>
 #include <torch/script.h>
 #include <torch/version.h>
 
+#include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
@@ -226,6 +229,71 @@ __attribute__((visibility("default"))) int cspine_backend_model_forward(void* ha
 
 __attribute__((visibility("default"))) void cspine_backend_free(void* p) {
   std::free(p);
+}
+
+// Segments a whole volume on the model's device: the int16 volume crosses over once, windowing, the bilinear
+// resize and the 2.5D stacking run there as LibTorch ops, and only the argmax labels come back
+// (slices x height x width uint8 into `labels`). `channels` receives the model's class count; `model_seconds`
+// the time spent in the forward passes. `cancelled` is polled between batches. Returns 0, 1 with the reason in
+// `err`, or 3 when cancelled.
+__attribute__((visibility("default"))) int cspine_backend_segment_volume(
+    void* handle, const int16_t* hu, int64_t slices, int64_t rows, int64_t cols, double hu_low, double hu_high,
+    const int32_t* offsets, int32_t n_offsets, int64_t height, int64_t width, int32_t batch, uint8_t* labels,
+    int64_t* channels, double* model_seconds, int (*cancelled)(void), char* err, size_t err_size) {
+  namespace F = torch::nn::functional;
+  try {
+    Model& m = *static_cast<Model*>(handle);
+    c10::InferenceMode guard;
+    const auto host = torch::from_blob(const_cast<int16_t*>(hu), {slices, rows, cols}, torch::kInt16);
+    const torch::Tensor vol = host.to(m.device);  // one transfer, as int16
+    const float lo = static_cast<float>(hu_low), range = static_cast<float>(hu_high) - static_cast<float>(hu_low);
+    auto resized = torch::empty({slices, height, width}, torch::TensorOptions().dtype(torch::kFloat32).device(m.device));
+    constexpr int64_t kChunk = 64;  // slices windowed and resized at a time (bounds the float copy)
+    for (int64_t s0 = 0; s0 < slices; s0 += kChunk) {
+      const int64_t s1 = std::min(slices, s0 + kChunk);
+      auto x = ((vol.slice(0, s0, s1).to(torch::kFloat32) - lo) / range).clamp(0.0, 1.0);
+      if (rows != height || cols != width)
+        x = F::interpolate(x.unsqueeze(1), F::InterpolateFuncOptions()
+                                               .size(std::vector<int64_t>{height, width})
+                                               .mode(torch::kBilinear)
+                                               .align_corners(false))
+                .squeeze(1);
+      resized.slice(0, s0, s1).copy_(x);
+    }
+    std::vector<int64_t> idx;
+    *channels = 0;
+    *model_seconds = 0;
+    for (int64_t s0 = 0; s0 < slices; s0 += batch) {
+      if (cancelled && cancelled()) return 3;
+      const int64_t n = std::min<int64_t>(batch, slices - s0);
+      idx.clear();
+      for (int64_t k = s0; k < s0 + n; ++k)
+        for (int32_t c = 0; c < n_offsets; ++c) idx.push_back(std::clamp<int64_t>(k + offsets[c], 0, slices - 1));
+      const auto index = torch::from_blob(idx.data(), {static_cast<int64_t>(idx.size())}, torch::kInt64).to(m.device);
+      auto x = resized.index_select(0, index).view({n, n_offsets, height, width});
+      if (m.half) x = x.to(torch::kHalf);
+      if (std::getenv("CSPINE_NO_CHANNELS_LAST") == nullptr) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+      const auto t0 = std::chrono::steady_clock::now();
+      const c10::IValue out = m.module.forward({x});
+      torch::Tensor logits;
+      if (out.isTensor()) logits = out.toTensor();
+      else if (out.isTuple() && !out.toTupleRef().elements().empty() && out.toTupleRef().elements()[0].isTensor())
+        logits = out.toTupleRef().elements()[0].toTensor();
+      else throw std::runtime_error("the segmentation model did not return a tensor");
+      if (logits.dim() != 4 || logits.size(0) != n || logits.size(2) != height || logits.size(3) != width)
+        throw std::runtime_error("the segmentation model returned logits of shape " + c10::str(logits.sizes()) +
+                                 ", expected [" + std::to_string(n) + ", classes, " + std::to_string(height) + ", " +
+                                 std::to_string(width) + "]");
+      *channels = logits.size(1);
+      const auto lab = logits.argmax(1).to(torch::kUInt8).to(torch::kCPU).contiguous();
+      *model_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::memcpy(labels + s0 * height * width, lab.data_ptr(), static_cast<std::size_t>(lab.numel()));
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    set_error(err, err_size, e.what());
+    return 1;
+  }
 }
 
 }  // extern "C"

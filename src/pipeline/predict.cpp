@@ -144,8 +144,11 @@ Predictor::Predictor(const PredictOptions& options) : options_(options) {
   if (options.batch_size < 1) throw UsageError("--batch-size must be at least 1");
   // Always set: LibTorch's own default can be a single thread (it is on the 2-core development VM).
   set_backend_threads(resolve_threads(options.threads));
+  if (options.preprocess != "auto" && options.preprocess != "host" && options.preprocess != "device")
+    throw UsageError("--preprocess '" + options.preprocess + "': expected auto, host or device");
   seg_ = std::make_unique<TorchModel>(options.seg_model, options.device, options.fp16);
   cls_ = std::make_unique<TorchModel>(options.cls_model, options.device, options.fp16);
+  device_preprocess_ = options.preprocess == "device" || (options.preprocess == "auto" && seg_->device().rfind("cuda", 0) == 0);
 }
 
 Predictor::~Predictor() = default;
@@ -166,9 +169,11 @@ PreparedStudy Predictor::prepare(const StudyIndex& index, const std::string& stu
         p.series_uid = st.series[static_cast<std::size_t>(st.selected_series)].series_uid;
     p.loaded = load_study(index, study_uid, lo);
     p.load_seconds = seconds_since(t);
-    t = Clock::now();
-    p.seg_input = window_resize_volume(p.loaded.volume, seg_contract_, threads);
-    p.resize_seconds = seconds_since(t);
+    if (!device_preprocess_) {  // on the device, run() builds the input there
+      t = Clock::now();
+      p.seg_input = window_resize_volume(p.loaded.volume, seg_contract_, threads);
+      p.resize_seconds = seconds_since(t);
+    }
   } catch (...) {
     p.error = std::current_exception();
   }
@@ -203,7 +208,15 @@ StudyResult Predictor::run(PreparedStudy prepared, const std::string& mask_path)
   const std::vector<float>& resized = prepared.seg_input;
   std::vector<uint8_t> small(plane * static_cast<std::size_t>(slices));
   std::vector<float> batch;
-  for (int s0 = 0; s0 < slices; s0 += options_.batch_size) {
+  if (device_preprocess_) {
+    const int64_t classes = seg_->segment_volume(v.hu.data(), slices, v.size[1], v.size[0], sc.hu_low, sc.hu_high,
+                                                 sc.slice_offsets, sc.height, sc.width, options_.batch_size,
+                                                 small.data(), &r.seconds.segment_model);
+    if (classes != static_cast<int64_t>(sc.classes.size()))
+      throw ModelError("segmentation model '" + options_.seg_model + "' returned " + std::to_string(classes) +
+                       " classes, its contract lists " + std::to_string(sc.classes.size()));
+  }
+  for (int s0 = 0; s0 < slices && !device_preprocess_; s0 += options_.batch_size) {
     const int n = std::min(options_.batch_size, slices - s0);
     std::vector<int> ks(static_cast<std::size_t>(n));
     for (int i = 0; i < n; ++i) ks[static_cast<std::size_t>(i)] = s0 + i;

@@ -360,6 +360,7 @@ TEST(PredictCli, ErrorsHaveTheirExitCodes) {
       {q(d.images) + o + seg + cls + " --test-csv " + q(out / "bad-test.csv"), 8, "bad-test.csv:2"},
       {q(d.images) + " -o " + q(out / "no/such/dir/s.csv") + seg + cls, 6, "no/such/dir"},
       {q(d.images) + o + seg + cls + " --prefetch -1", 2, "--prefetch"},
+      {q(d.images) + o + seg + cls + " --preprocess gpu", 2, "expected auto, host or device"},
   };
   for (const auto& c : cases) {
     EXPECT_EQ(run_cli("predict " + c.args, &err), c.code) << c.args << "\n" << err;

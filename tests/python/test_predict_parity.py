@@ -31,8 +31,10 @@ def parity_studies(cspine_binary, tmp_path_factory):
                  "--slices", 90, "--test-fraction", 0, "--fracture-rate", 0.6)
 
 
-@pytest.mark.parametrize("models", ["default", "tiny"])
-def test_cpp_and_python_pipelines_agree(cspine_binary, parity_studies, tmp_path, models):
+@pytest.mark.parametrize("models,preprocess", [("default", "host"), ("tiny", "host"), ("default", "device")])
+def test_cpp_and_python_pipelines_agree(cspine_binary, parity_studies, tmp_path, models, preprocess):
+    """preprocess=device builds the segmentation input with LibTorch ops on the model's device (here the CPU),
+    the path CUDA runs take."""
     if models == "default":
         seg, cls = ROOT / "models" / "seg.pt", ROOT / "models" / "cls.pt"
     else:
@@ -40,14 +42,15 @@ def test_cpp_and_python_pipelines_agree(cspine_binary, parity_studies, tmp_path,
     images = parity_studies / "train_images"
     subprocess.run([str(cspine_binary), "-q", "predict", str(images), "-o", str(tmp_path / "cpp.csv"),
                     "--wide-csv", str(tmp_path / "cpp-wide.csv"), "--report", str(tmp_path / "report.json"),
-                    "--seg-model", str(seg), "--cls-model", str(cls), "--device", "cpu"], check=True)
+                    "--seg-model", str(seg), "--cls-model", str(cls), "--device", "cpu", "--preprocess", preprocess],
+                   check=True)
     subprocess.run([sys.executable, str(REFERENCE), str(images), "-o", str(tmp_path / "py.csv"),
                     "--wide-csv", str(tmp_path / "py-wide.csv"), "--seg-model", str(seg), "--cls-model", str(cls),
                     "--device", "cpu"], check=True)
     cpp, py = read_wide(tmp_path / "cpp-wide.csv"), read_wide(tmp_path / "py-wide.csv")
     assert sorted(cpp) == sorted(py) and len(cpp) == 3
     worst = max(float(np.abs(cpp[u] - py[u]).max()) for u in cpp)
-    print(f"{models} models: max |C++ - Python| = {worst:.2e} over {len(cpp)} studies x 8 values")
+    print(f"{models} models, {preprocess} preprocessing: max |C++ - Python| = {worst:.2e} over {len(cpp)} studies x 8 values")
     assert worst <= TOLERANCE
 
     # The Kaggle files list the same rows in the same order.
