@@ -3,7 +3,8 @@
 # full-size synthetic studies, same models, same thread count, in one run; plus the floor (the two models'
 # forward passes alone, bench/model_floor.cpp).
 #   bench/pipeline.sh [studies=6] [threads=all cores] [extra cspine predict args, e.g. --device cuda --fp16]
-# Studies: 512 x 512, 250-350 slices, half uncompressed and half JPEG lossless SV1 (the RSNA encoding).
+# Studies: 512 x 512, 250-350 slices, half uncompressed and half JPEG lossless SV1 (the RSNA encoding);
+# BENCH_SYNTAXES="explicit" for uncompressed only. PY, CSPINE, CSPINE_MODEL_FLOOR override the tools.
 # Prints seconds per study per stage, studies per second, peak memory (/usr/bin/time -v), the ratios, and the
 # largest difference between the two tools' probabilities.
 set -euo pipefail
@@ -14,7 +15,8 @@ THREADS="${2:-$(nproc)}"
 shift $(( $# > 2 ? 2 : $# ))
 EXTRA=("$@")
 WORK="${BENCH_DIR:-$ROOT/bench/out/pipeline}"
-PY=/usr/bin/python3
+PY="${PY:-/usr/bin/python3}"
+SYNTAXES=(${BENCH_SYNTAXES:-explicit jpeg-lossless})
 CSPINE="${CSPINE:-$BUILD_DIR/cspine}"
 FLOOR="${CSPINE_MODEL_FLOOR:-$BUILD_DIR/cspine_model_floor}"
 
@@ -23,12 +25,11 @@ if [[ -z "${BENCH_NO_SETUP:-}" ]]; then
   "$ROOT/scripts/build.sh" >/dev/null
 fi
 
-data="$WORK/studies-$STUDIES"
+data="$WORK/studies-$STUDIES-$(IFS=-; echo "${SYNTAXES[*]}")"
 if [[ ! -f "$data/.done" ]]; then
   rm -rf "$data" && mkdir -p "$data/input"
-  half=$(( (STUDIES + 1) / 2 ))
   for i in $(seq 1 "$STUDIES"); do
-    ts=explicit; (( i > half )) && ts=jpeg-lossless
+    ts=${SYNTAXES[$(( (i - 1) * ${#SYNTAXES[@]} / STUDIES ))]}
     slices=$(( 250 + (i * 37) % 101 ))
     "$CSPINE" -q synth -o "$data/s$i" -n 1 --matrix 512 --slices "$slices" --seed "$((900 + i))" --test-fraction 1 \
       --transfer-syntax "$ts"
@@ -40,13 +41,33 @@ fi
 echo "bench: $STUDIES studies in $data/input ($(du -sh "$data/input" | cut -f1)), $THREADS threads, $(nproc) cores," \
   "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')"
 
+# Wall time and peak memory of a command, in /usr/bin/time -v's words (Python's resource module where the
+# `time` package is missing, as on a GPU machine without Debian packages).
+timed() {
+  local report="$1"; shift
+  if [[ -x /usr/bin/time && -z "${BENCH_PY_TIMER:-}" ]]; then
+    /usr/bin/time -v -o "$report" "$@"
+  else
+    "$PY" - "$report" "$@" <<'PYT'
+import resource, subprocess, sys, time
+t = time.monotonic()
+rc = subprocess.call(sys.argv[2:])
+wall = time.monotonic() - t
+kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+open(sys.argv[1], "w").write(f"Elapsed (wall clock) time (h:mm:ss or m:ss): {int(wall // 60)}:{wall % 60:05.2f}\n"
+                             f"Maximum resident set size (kbytes): {kb}\n")
+sys.exit(rc)
+PYT
+  fi
+}
+
 out="$WORK/run"
 rm -rf "$out" && mkdir -p "$out"
-/usr/bin/time -v -o "$out/cspine.time" "$CSPINE" -q predict "$data/input" -o "$out/cspine.csv" \
+timed "$out/cspine.time" "$CSPINE" -q predict "$data/input" -o "$out/cspine.csv" \
   --wide-csv "$out/cspine-wide.csv" --report "$out/cspine.json" --threads "$THREADS" "${EXTRA[@]}"
 pydev=cpu
 for a in "${EXTRA[@]}"; do [[ $a == cuda* ]] && pydev=cuda; done
-/usr/bin/time -v -o "$out/python.time" "$PY" "$ROOT/scripts/reference_predict.py" "$data/input" -o "$out/python.csv" \
+timed "$out/python.time" "$PY" "$ROOT/scripts/reference_predict.py" "$data/input" -o "$out/python.csv" \
   --wide-csv "$out/python-wide.csv" --timings "$out/python.json" --threads "$THREADS" --device "$pydev" 2>"$out/python.log"
 slices=$("$PY" -c "import json,sys; print(','.join(str(s['size'][2]) for s in json.load(open(sys.argv[1]))['studies']))" \
   "$out/cspine.json")

@@ -37,13 +37,17 @@ def keep_largest_components(labels, first=1, last=7):
     """Per label in [first, last], keep only its largest 3-D connected component (face connectivity); ties go
     to the component met first in C order. Works in place on a [Z, H, W] uint8 map; returns voxels removed.
     The engine does the same with ITK (keep_largest_components in src/image/label_components.cpp)."""
-    from scipy import ndimage
+    try:
+        from scipy import ndimage
+        label = ndimage.label  # default structure: faces only
+    except ImportError:  # a PyTorch install without scipy (the GPU benchmark machine)
+        label = _label_faces_torch
     removed = 0
     for lab in range(first, last + 1):
         mask = labels == lab
         if not mask.any():
             continue
-        comp, n = ndimage.label(mask)  # default structure: faces only
+        comp, n = label(mask)
         if n <= 1:
             continue
         sizes = np.bincount(comp.ravel(), minlength=n + 1)
@@ -53,6 +57,28 @@ def keep_largest_components(labels, first=1, last=7):
         removed += int(drop.sum())
         labels[drop] = 0
     return removed
+
+
+def _label_faces_torch(mask):
+    """scipy.ndimage.label's result (face connectivity, components numbered in C order of their first voxel)
+    with torch only: each voxel takes the smallest linear index among its face neighbours until nothing
+    changes, then the roots are renumbered in order."""
+    m = torch.as_tensor(np.ascontiguousarray(mask))
+    big = m.numel()
+    ids = torch.where(m, torch.arange(big).view(m.shape), torch.full(m.shape, big))
+    while True:
+        pad = torch.nn.functional.pad(ids[None, None].double(), (1, 1, 1, 1, 1, 1), value=float(big))[0, 0].long()
+        best = ids
+        for dz, dy, dx in ((0, 1, 1), (2, 1, 1), (1, 0, 1), (1, 2, 1), (1, 1, 0), (1, 1, 2)):
+            best = torch.minimum(best, pad[dz:dz + m.shape[0], dy:dy + m.shape[1], dx:dx + m.shape[2]])
+        best = torch.where(m, best, ids)
+        if torch.equal(best, ids):
+            break
+        ids = best
+    roots = torch.unique(ids[m])  # sorted: the order of each component's first voxel
+    comp = torch.zeros(m.shape, dtype=torch.int64)
+    comp[m] = torch.searchsorted(roots, ids[m]) + 1
+    return comp.numpy(), int(roots.numel())
 
 
 def labels_to_ct_grid(labels, rows, cols):

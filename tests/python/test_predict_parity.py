@@ -91,3 +91,17 @@ def test_parity_check_would_catch_a_preprocessing_change(cspine_binary, parity_s
         infer.Models.__init__ = real_init
     cpp, py = read_wide(tmp_path / "cpp-wide.csv"), read_wide(tmp_path / "py-wide.csv")
     assert max(float(np.abs(cpp[u] - py[u]).max()) for u in cpp) > 10 * TOLERANCE
+
+
+def test_torch_component_labelling_equals_scipy():
+    """The Python peer's fallback when scipy is missing (a pip PyTorch install on a GPU machine) must label
+    exactly as scipy.ndimage.label does, numbering included, or the peer would crop differently there."""
+    from scipy import ndimage
+
+    from cspine_models.infer import _label_faces_torch
+    rng = np.random.default_rng(7)
+    for shape in [(5, 7, 9), (12, 16, 16), (3, 30, 4), (1, 1, 1)]:
+        m = rng.random(shape) < 0.35
+        want, n_want = ndimage.label(m)
+        got, n_got = _label_faces_torch(m)
+        assert n_got == n_want and (got == want).all(), shape
