@@ -29,7 +29,8 @@ namespace cspine {
 
 // Bumped whenever the plugin's entry points change; the loader refuses a plugin built for another one.
 // 3: model loading and running (cspine_backend_model_*), thread count. 4: cspine_backend_segment_volume.
-inline constexpr int kBackendAbiVersion = 4;
+// 5: device volumes (cspine_backend_volume_*), segmentation and classifier crops from them.
+inline constexpr int kBackendAbiVersion = 5;
 
 // Path of the backend plugin that would be loaded, or empty when none is found. Search order:
 // $CSPINE_TORCH_BACKEND, the executable's folder, <exe>/../lib/cspine, the build tree.
@@ -56,6 +57,39 @@ struct HostTensor {
   int64_t numel() const;
 };
 
+class TorchModel;
+
+// The classifier's input for `items` vertebrae, built where the volume is: item i is the square crop
+// boxes[3i..3i+2] = (x, y, side) of the slices indices[i*slices_per_item*channels ...], windowed to
+// [hu_low, hu_high] inside the image (0 outside), resized bilinearly to height x width; side 0 = all zeros.
+struct CropRequest {
+  double hu_low = 0, hu_high = 1;
+  int64_t items = 0, slices_per_item = 0, channels = 0, height = 0, width = 0;
+  std::vector<int32_t> boxes;    // items x 3
+  std::vector<int32_t> indices;  // items x slices_per_item x channels
+};
+
+// A study's int16 HU volume placed on a model's device once (TorchModel::upload): on CUDA a device copy sent
+// through pinned memory, on the CPU a reference to the host volume, which must outlive it.
+class DeviceVolume {
+public:
+  DeviceVolume() = default;
+  ~DeviceVolume();
+  DeviceVolume(DeviceVolume&& o) noexcept : handle_(o.handle_) { o.handle_ = nullptr; }
+  DeviceVolume& operator=(DeviceVolume&& o) noexcept;
+  DeviceVolume(const DeviceVolume&) = delete;
+  DeviceVolume& operator=(const DeviceVolume&) = delete;
+
+private:
+  friend class TorchModel;
+  friend std::vector<float> device_crops(const DeviceVolume&, const CropRequest&);
+  void* handle_ = nullptr;
+};
+
+// The crops of `request` copied back to the host (items x slices x channels x height x width floats): what
+// TorchModel::classify_crops feeds its model. For tests and tools.
+std::vector<float> device_crops(const DeviceVolume& volume, const CropRequest& request);
+
 // A TorchScript model loaded once on a device ("auto", "cpu", "cuda", "cuda:N"), optionally in half precision
 // (CUDA only). Loading throws ModelError when the file is not a loadable model and UsageError when the device
 // cannot be used; running throws ModelError with LibTorch's reason (wrong input shape, ...).
@@ -73,13 +107,21 @@ public:
   // argmax over dimension 1 (class labels), which keeps the transfer from the device small.
   std::vector<HostTensor> forward(const float* input, const std::vector<int64_t>& shape, bool argmax_first = false) const;
 
-  // Segments a whole volume (int16 HU, slices x rows x cols) with the contract's window, size and slice
-  // offsets, preprocessing on the model's device: labels receives slices x height x width argmax labels.
-  // Returns the model's class count; adds the forward passes' time to *model_seconds. Throws ModelError, or
-  // InterruptedError when an interrupt arrives between batches.
-  int64_t segment_volume(const int16_t* hu, int64_t slices, int64_t rows, int64_t cols, double hu_low, double hu_high,
-                         const std::vector<int>& offsets, int64_t height, int64_t width, int batch, uint8_t* labels,
-                         double* model_seconds) const;
+  // Puts a volume (int16 HU, slices x rows x cols) on this model's device, for segment_volume and
+  // classify_crops of any model on the same device.
+  DeviceVolume upload(const int16_t* hu, int64_t slices, int64_t rows, int64_t cols) const;
+
+  // Segments a whole volume with the contract's window, size and slice offsets, preprocessing on the model's
+  // device: labels receives slices x height x width argmax labels, in one transfer. Returns the model's class
+  // count; adds the forward passes' time to *model_seconds. Throws ModelError, or InterruptedError when an
+  // interrupt arrives between batches.
+  int64_t segment_volume(const DeviceVolume& volume, double hu_low, double hu_high, const std::vector<int>& offsets,
+                         int64_t height, int64_t width, int batch, uint8_t* labels, double* model_seconds) const;
+
+  // Runs the model on the crops of `request` built on the device (the input never crosses to the host);
+  // outputs as forward(). Adds the forward pass's time to *model_seconds.
+  std::vector<HostTensor> classify_crops(const DeviceVolume& volume, const CropRequest& request,
+                                         double* model_seconds) const;
 
 private:
   std::string path_;

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "cspine/backend.h"
 #include "cspine/contract.h"
 #include "cspine/dicom.h"
 #include "cspine/preprocess.h"
@@ -36,6 +37,11 @@ std::vector<uint8_t> resize_labels_nearest(const std::vector<uint8_t>& labels, i
 std::array<std::optional<VertebraExtent>, 7> vertebra_extents_resized(const std::vector<uint8_t>& labels, int cols,
                                                                       int rows, int slices, int out_cols, int out_rows);
 
+// What vertebra_input computes on the host, as a request for the model's device (TorchModel::classify_crops):
+// each item's crop box, picked slices and their channel slices (clamped to [0, slices - 1]); a null item is
+// all zeros.
+CropRequest crop_request(const ModelContract& c, const std::vector<const VertebraExtent*>& items, int slices);
+
 // 1 - prod(1 - p): the patient-level probability (contract: output.patient_overall = "noisy_or").
 double noisy_or(const std::array<double, 7>& p);
 
@@ -45,8 +51,9 @@ struct PredictOptions {
   bool fp16 = false;            // CUDA only
   int batch_size = 32;          // slices per segmentation batch
   int threads = 0;              // decoding, preprocessing and LibTorch threads (0: all cores)
-  // Where the segmentation input is built: "host" (src/pipeline/preprocess.cpp), "device" (LibTorch ops on
-  // the model's device, the volume sent over once as int16), or "auto": device on CUDA, host on the CPU.
+  // Where the models' inputs are built: "host" (src/pipeline/preprocess.cpp), "device" (LibTorch ops on the
+  // models' device: the volume sent over once as int16, the segmentation input and the classifier crops made
+  // there, only labels and outputs back), or "auto": device on CUDA, host on the CPU (faster there, measured).
   std::string preprocess = "auto";
 };
 

@@ -26,11 +26,13 @@ void add_predict(CLI::App& app, Runner& run) {
   cmd->add_option("--threads", opt->p.threads, "Threads for decoding, preprocessing and LibTorch (0: all cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--prefetch", opt->prefetch_text,
-                  "Studies loaded ahead, in a thread of their own, while the models run: N, or auto (2 on CUDA; 0 on "
-                  "the CPU, where the models already keep every core busy and loading alongside only slows them)")
+                  "Studies loaded ahead, in a thread of their own, while the models run: N, or auto (2 on CUDA with every "
+                  "core decoding; 1 on the CPU, decoded by one lowest-priority thread in the models' idle time; 0: "
+                  "load in turn)")
       ->capture_default_str();
   cmd->add_option("--preprocess", opt->p.preprocess,
-                  "Where the segmentation input is built: auto (device on CUDA, host on the CPU), host or device")
+                  "Where the models' inputs are built: auto (device on CUDA, host on the CPU), host, or device (the volume "
+                  "sent over once; windowing, resizing, stacking and crops there)")
       ->capture_default_str();
   cmd->add_option("--wide-csv", opt->wide_csv, "Also write one row per study: StudyInstanceUID,patient_overall,C1..C7");
   cmd->add_option("--report", opt->report, "Also write a JSON report: per study and vertebra, ranges, key slice, timings");

@@ -113,6 +113,43 @@ int64_t HostTensor::numel() const {
   return n;
 }
 
+namespace {
+int cancelled_by_signal() {
+  return interrupted() ? 1 : 0;
+}
+}  // namespace
+
+namespace {
+
+// Output buffers handed over by the plugin -> HostTensors (and the buffers released).
+std::vector<HostTensor> take_outputs(cspine_tensor* outs, int n) {
+  static const auto release = symbol<void (*)(void*)>("cspine_backend_free");
+  std::vector<HostTensor> result(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) {
+    HostTensor& t = result[static_cast<std::size_t>(i)];
+    t.shape.assign(outs[i].shape, outs[i].shape + outs[i].ndim);
+    t.channels = outs[i].channels;
+    const auto count = static_cast<std::size_t>(t.numel());
+    if (outs[i].dtype == 1) {
+      const auto* p = static_cast<const uint8_t*>(outs[i].data);
+      t.labels.assign(p, p + count);
+    } else {
+      const auto* p = static_cast<const float*>(outs[i].data);
+      t.values.assign(p, p + count);
+    }
+    release(outs[i].data);
+  }
+  return result;
+}
+
+void check_request(const CropRequest& r) {
+  if (r.items < 0 || r.boxes.size() != static_cast<std::size_t>(r.items) * 3 ||
+      r.indices.size() != static_cast<std::size_t>(r.items * r.slices_per_item * r.channels))
+    throw Error(ExitCode::internal, "crop request: boxes or indices do not match the item count");
+}
+
+}  // namespace
+
 TorchModel::TorchModel(const std::string& path, const std::string& device, bool fp16) : path_(path) {
   using Load = void* (*)(const char*, const char*, int, int*, char*, size_t);
   std::error_code ec;
@@ -139,7 +176,6 @@ std::vector<HostTensor> TorchModel::forward(const float* input, const std::vecto
                                             bool argmax_first) const {
   using Forward = int (*)(void*, const float*, const int64_t*, int, int, cspine_tensor*, int, int*, char*, size_t);
   static const auto run = symbol<Forward>("cspine_backend_model_forward");
-  static const auto release = symbol<void (*)(void*)>("cspine_backend_free");
   constexpr int kMaxOutputs = 8;
   cspine_tensor outs[kMaxOutputs] = {};
   int n = 0;
@@ -150,46 +186,81 @@ std::vector<HostTensor> TorchModel::forward(const float* input, const std::vecto
     for (int64_t d : shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d);
     throw ModelError("model '" + path_ + "' failed on an input of shape [" + dims + "]: " + err);
   }
-  std::vector<HostTensor> result(static_cast<std::size_t>(n));
-  for (int i = 0; i < n; ++i) {
-    HostTensor& t = result[static_cast<std::size_t>(i)];
-    t.shape.assign(outs[i].shape, outs[i].shape + outs[i].ndim);
-    t.channels = outs[i].channels;
-    const auto count = static_cast<std::size_t>(t.numel());
-    if (outs[i].dtype == 1) {
-      const auto* p = static_cast<const uint8_t*>(outs[i].data);
-      t.labels.assign(p, p + count);
-    } else {
-      const auto* p = static_cast<const float*>(outs[i].data);
-      t.values.assign(p, p + count);
-    }
-    release(outs[i].data);
+  return take_outputs(outs, n);
+}
+
+DeviceVolume::~DeviceVolume() {
+  if (handle_) symbol<void (*)(void*)>("cspine_backend_volume_free")(handle_);
+}
+
+DeviceVolume& DeviceVolume::operator=(DeviceVolume&& o) noexcept {
+  if (this != &o) {
+    if (handle_) symbol<void (*)(void*)>("cspine_backend_volume_free")(handle_);
+    handle_ = o.handle_;
+    o.handle_ = nullptr;
   }
-  return result;
+  return *this;
 }
 
-namespace {
-int cancelled_by_signal() {
-  return interrupted() ? 1 : 0;
+DeviceVolume TorchModel::upload(const int16_t* hu, int64_t slices, int64_t rows, int64_t cols) const {
+  using Upload = void* (*)(void*, const int16_t*, int64_t, int64_t, int64_t, char*, size_t);
+  static const auto run = symbol<Upload>("cspine_backend_volume_upload");
+  char err[1024] = {0};
+  DeviceVolume v;
+  v.handle_ = run(handle_, hu, slices, rows, cols, err, sizeof err);
+  if (!v.handle_)
+    throw Error(ExitCode::internal, "cannot put a volume of " + std::to_string(slices) + " x " + std::to_string(rows) +
+                                        " x " + std::to_string(cols) + " on " + device() + ": " + err);
+  return v;
 }
-}  // namespace
 
-int64_t TorchModel::segment_volume(const int16_t* hu, int64_t slices, int64_t rows, int64_t cols, double hu_low,
-                                   double hu_high, const std::vector<int>& offsets, int64_t height, int64_t width,
-                                   int batch, uint8_t* labels, double* model_seconds) const {
-  using Segment = int (*)(void*, const int16_t*, int64_t, int64_t, int64_t, double, double, const int32_t*, int32_t,
-                          int64_t, int64_t, int32_t, uint8_t*, int64_t*, double*, int (*)(), char*, size_t);
+int64_t TorchModel::segment_volume(const DeviceVolume& volume, double hu_low, double hu_high,
+                                   const std::vector<int>& offsets, int64_t height, int64_t width, int batch,
+                                   uint8_t* labels, double* model_seconds) const {
+  using Segment = int (*)(void*, const void*, double, double, const int32_t*, int32_t, int64_t, int64_t, int32_t,
+                          uint8_t*, int64_t*, double*, int (*)(), char*, size_t);
   static const auto run = symbol<Segment>("cspine_backend_segment_volume");
   const std::vector<int32_t> off(offsets.begin(), offsets.end());
   int64_t channels = 0;
   double seconds = 0;
   char err[1024] = {0};
-  const int rc = run(handle_, hu, slices, rows, cols, hu_low, hu_high, off.data(), static_cast<int32_t>(off.size()),
-                     height, width, batch, labels, &channels, &seconds, cancelled_by_signal, err, sizeof err);
+  const int rc = run(handle_, volume.handle_, hu_low, hu_high, off.data(), static_cast<int32_t>(off.size()), height,
+                     width, batch, labels, &channels, &seconds, cancelled_by_signal, err, sizeof err);
   if (model_seconds) *model_seconds += seconds;
   if (rc == 3) throw_if_interrupted();
-  if (rc != 0) throw ModelError("model '" + path_ + "' failed on a volume of " + std::to_string(slices) + " slices: " + err);
+  if (rc != 0) throw ModelError("model '" + path_ + "' failed on a study's volume: " + err);
   return channels;
+}
+
+std::vector<HostTensor> TorchModel::classify_crops(const DeviceVolume& volume, const CropRequest& r,
+                                                   double* model_seconds) const {
+  using Classify = int (*)(void*, const void*, double, double, const int32_t*, const int32_t*, int64_t, int64_t,
+                           int64_t, int64_t, int64_t, cspine_tensor*, int, int*, double*, char*, size_t);
+  static const auto run = symbol<Classify>("cspine_backend_classify_volume");
+  check_request(r);
+  constexpr int kMaxOutputs = 8;
+  cspine_tensor outs[kMaxOutputs] = {};
+  int n = 0;
+  double seconds = 0;
+  char err[1024] = {0};
+  if (run(handle_, volume.handle_, r.hu_low, r.hu_high, r.boxes.data(), r.indices.data(), r.items, r.slices_per_item,
+          r.channels, r.height, r.width, outs, kMaxOutputs, &n, &seconds, err, sizeof err) != 0)
+    throw ModelError("model '" + path_ + "' failed on the crops of " + std::to_string(r.items) + " vertebrae: " + err);
+  if (model_seconds) *model_seconds += seconds;
+  return take_outputs(outs, n);
+}
+
+std::vector<float> device_crops(const DeviceVolume& volume, const CropRequest& r) {
+  using Crops = int (*)(const void*, double, double, const int32_t*, const int32_t*, int64_t, int64_t, int64_t, int64_t,
+                        int64_t, float*, char*, size_t);
+  static const auto run = symbol<Crops>("cspine_backend_volume_crops");
+  check_request(r);
+  std::vector<float> out(static_cast<std::size_t>(r.items * r.slices_per_item * r.channels * r.height * r.width));
+  char err[1024] = {0};
+  if (run(volume.handle_, r.hu_low, r.hu_high, r.boxes.data(), r.indices.data(), r.items, r.slices_per_item,
+          r.channels, r.height, r.width, out.data(), err, sizeof err) != 0)
+    throw Error(ExitCode::internal, std::string("building crops on the device failed: ") + err);
+  return out;
 }
 
 std::string find_backend_plugin() {

@@ -9,10 +9,13 @@
 #include <torch/version.h>
 
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <memory>
+#include <mutex>
 #include <string>
 
 #include "cspine/backend.h"
@@ -163,6 +166,128 @@ __attribute__((visibility("default"))) void cspine_backend_model_free(void* hand
   delete static_cast<Model*>(handle);
 }
 
+namespace {
+
+// Copies what a model returned (a tensor, or a tuple/list of tensors) into host buffers `outs` (malloc'ed);
+// with `argmax_first`, output 0 becomes its argmax over dimension 1 as uint8. Throws on anything else.
+void export_outputs(const c10::IValue& out, bool argmax_first, cspine_tensor* outs, int max_outs, int* n_outs) {
+  std::vector<torch::Tensor> tensors;
+  if (out.isTensor()) {
+    tensors.push_back(out.toTensor());
+  } else if (out.isTuple()) {
+    for (const auto& e : out.toTupleRef().elements()) {
+      if (!e.isTensor()) throw std::runtime_error("the model returned a tuple holding something other than tensors");
+      tensors.push_back(e.toTensor());
+    }
+  } else if (out.isTensorList()) {
+    for (const auto& t : out.toTensorVector()) tensors.push_back(t);
+  } else {
+    throw std::runtime_error("the model returned " + out.tagKind() + ", expected a tensor or a tuple of tensors");
+  }
+  if (static_cast<int>(tensors.size()) > max_outs)
+    throw std::runtime_error("the model returned " + std::to_string(tensors.size()) + " outputs, at most " +
+                             std::to_string(max_outs) + " are read");
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    torch::Tensor t = tensors[i];
+    cspine_tensor& o = outs[i];
+    o.channels = t.dim() > 1 ? t.size(1) : 0;
+    if (i == 0 && argmax_first) {
+      if (t.dim() < 2) throw std::runtime_error("output 0 has " + std::to_string(t.dim()) + " dimension(s), expected [N, classes, ...]");
+      t = t.argmax(1).to(torch::kUInt8);
+      o.dtype = 1;
+    } else {
+      t = t.to(torch::kFloat32);
+      o.dtype = 0;
+    }
+    t = t.to(torch::kCPU).contiguous();
+    if (t.dim() > 8) throw std::runtime_error("an output has more than 8 dimensions");
+    o.ndim = static_cast<int32_t>(t.dim());
+    for (int d = 0; d < t.dim(); ++d) o.shape[d] = t.size(d);
+    const std::size_t bytes = static_cast<std::size_t>(t.numel()) * t.element_size();
+    o.data = std::malloc(bytes ? bytes : 1);
+    if (!o.data) throw std::bad_alloc();
+    std::memcpy(o.data, t.data_ptr(), bytes);
+    *n_outs = static_cast<int>(i) + 1;
+  }
+}
+
+bool channels_last() {
+  return std::getenv("CSPINE_NO_CHANNELS_LAST") == nullptr;
+}
+
+// A study's int16 HU volume (slices x rows x cols) on a model's device. On the CPU it borrows the caller's
+// memory (no copy); on CUDA it is a device copy.
+struct DeviceVolume {
+  torch::Tensor hu;
+};
+
+// Host -> CUDA through page-locked memory: two reusable pinned staging buffers; chunk i is memcpy'd into buffer
+// i % 2 and sent with an asynchronous copy, so the memcpy of one chunk overlaps the transfer of the previous
+// one, and no pageable-memory copy (the driver's own bounce buffer) is involved. The buffers are kept for the
+// next study (allocating page-locked memory is slow) and never freed (CUDA may be shut down before static
+// destructors run).
+torch::Tensor upload_pinned(const int16_t* hu, int64_t slices, int64_t rows, int64_t cols, torch::Device dev) {
+  static std::mutex mutex;
+  static auto* stage = new std::array<torch::Tensor, 2>();
+  constexpr int64_t kStageBytes = 32 << 20;
+  std::lock_guard<std::mutex> lock(mutex);
+  const int64_t plane = rows * cols;
+  const int64_t per = std::max<int64_t>(1, kStageBytes / (plane * 2));
+  for (auto& b : *stage)
+    if (!b.defined() || b.numel() < per * plane)
+      b = torch::empty({per * plane}, torch::TensorOptions().dtype(torch::kInt16).pinned_memory(true));
+  auto out = torch::empty({slices, rows, cols}, torch::TensorOptions().dtype(torch::kInt16).device(dev));
+  int64_t chunk = 0;
+  for (int64_t s0 = 0; s0 < slices; s0 += per, ++chunk) {
+    const int64_t n = std::min(per, slices - s0);
+    // Before buffer 0 is reused, both earlier copies (out of buffers 0 and 1) have finished.
+    if (chunk % 2 == 0 && chunk > 0) torch::cuda::synchronize(dev.index());
+    torch::Tensor& b = (*stage)[static_cast<std::size_t>(chunk % 2)];
+    std::memcpy(b.data_ptr(), hu + s0 * plane, static_cast<std::size_t>(n * plane) * sizeof(int16_t));
+    out.slice(0, s0, s0 + n).copy_(b.slice(0, 0, n * plane).view({n, rows, cols}), /*non_blocking=*/true);
+  }
+  torch::cuda::synchronize(dev.index());  // the staging buffers are free again for the next upload
+  return out;
+}
+
+// The classifier's input for `n` items (vertebrae) built on the volume's device, [n, nsl, ch, height, width]:
+// item i is the square crop boxes[3i..3i+2] = (x, y, side) of the slices indices[i * nsl * ch ...], windowed
+// inside the image (0 outside it) and resized bilinearly (align_corners=False); side 0 leaves the item zeros.
+// The same rule as vertebra_input in src/pipeline/preprocess.cpp (tested against it).
+torch::Tensor build_crops(const torch::Tensor& vol, double hu_low, double hu_high, const int32_t* boxes,
+                          const int32_t* indices, int64_t n, int64_t nsl, int64_t ch, int64_t height, int64_t width) {
+  namespace F = torch::nn::functional;
+  const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(vol.device());
+  const float lo = static_cast<float>(hu_low), range = static_cast<float>(hu_high) - static_cast<float>(hu_low);
+  const int64_t slices = vol.size(0), rows = vol.size(1), cols = vol.size(2), per = nsl * ch;
+  auto x = torch::zeros({n, per, height, width}, opts);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t bx = boxes[3 * i], by = boxes[3 * i + 1], side = boxes[3 * i + 2];
+    if (side <= 0) continue;
+    std::vector<int64_t> idx(indices + i * per, indices + (i + 1) * per);
+    for (int64_t k : idx)
+      if (k < 0 || k >= slices) throw std::runtime_error("crop slice index " + std::to_string(k) + " outside the volume");
+    const auto index = torch::from_blob(idx.data(), {per}, torch::kInt64).to(vol.device());
+    auto crop = torch::zeros({per, side, side}, opts);
+    const int64_t x0 = std::max<int64_t>(bx, 0), x1 = std::min(bx + side, cols);
+    const int64_t y0 = std::max<int64_t>(by, 0), y1 = std::min(by + side, rows);
+    if (x0 < x1 && y0 < y1) {
+      const auto sub = vol.slice(1, y0, y1).slice(2, x0, x1).index_select(0, index);
+      crop.slice(1, y0 - by, y1 - by).slice(2, x0 - bx, x1 - bx).copy_(((sub.to(torch::kFloat32) - lo) / range).clamp(0.0, 1.0));
+    }
+    if (side != height || side != width)
+      crop = F::interpolate(crop.unsqueeze(0), F::InterpolateFuncOptions()
+                                                   .size(std::vector<int64_t>{height, width})
+                                                   .mode(torch::kBilinear)
+                                                   .align_corners(false))
+                 .squeeze(0);
+    x[i].copy_(crop);
+  }
+  return x.view({n, nsl, ch, height, width});
+}
+
+}  // namespace
+
 // Runs the model on one float32 input (host memory, C order). Every tensor the model returns (a tensor, or a
 // tuple/list of tensors) comes back as a host float32 buffer in `outs` (malloc'ed; release each `data` with
 // cspine_backend_free); with `argmax_first`, output 0 is replaced by its argmax over dimension 1 as uint8 and
@@ -178,46 +303,8 @@ __attribute__((visibility("default"))) int cspine_backend_model_forward(void* ha
     c10::InferenceMode guard;
     auto x = torch::from_blob(const_cast<float*>(input), std::vector<int64_t>(shape, shape + ndim), torch::kFloat32);
     x = x.to(m.device, m.half ? torch::kHalf : torch::kFloat32);
-    if (x.dim() == 4 && std::getenv("CSPINE_NO_CHANNELS_LAST") == nullptr) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-    const c10::IValue out = m.module.forward({x});
-    std::vector<torch::Tensor> tensors;
-    if (out.isTensor()) {
-      tensors.push_back(out.toTensor());
-    } else if (out.isTuple()) {
-      for (const auto& e : out.toTupleRef().elements()) {
-        if (!e.isTensor()) throw std::runtime_error("the model returned a tuple holding something other than tensors");
-        tensors.push_back(e.toTensor());
-      }
-    } else if (out.isTensorList()) {
-      for (const auto& t : out.toTensorVector()) tensors.push_back(t);
-    } else {
-      throw std::runtime_error("the model returned " + out.tagKind() + ", expected a tensor or a tuple of tensors");
-    }
-    if (static_cast<int>(tensors.size()) > max_outs)
-      throw std::runtime_error("the model returned " + std::to_string(tensors.size()) + " outputs, at most " +
-                               std::to_string(max_outs) + " are read");
-    for (std::size_t i = 0; i < tensors.size(); ++i) {
-      torch::Tensor t = tensors[i];
-      cspine_tensor& o = outs[i];
-      o.channels = t.dim() > 1 ? t.size(1) : 0;
-      if (i == 0 && argmax_first) {
-        if (t.dim() < 2) throw std::runtime_error("output 0 has " + std::to_string(t.dim()) + " dimension(s), expected [N, classes, ...]");
-        t = t.argmax(1).to(torch::kUInt8);
-        o.dtype = 1;
-      } else {
-        t = t.to(torch::kFloat32);
-        o.dtype = 0;
-      }
-      t = t.to(torch::kCPU).contiguous();
-      if (t.dim() > 8) throw std::runtime_error("an output has more than 8 dimensions");
-      o.ndim = static_cast<int32_t>(t.dim());
-      for (int d = 0; d < t.dim(); ++d) o.shape[d] = t.size(d);
-      const std::size_t bytes = static_cast<std::size_t>(t.numel()) * t.element_size();
-      o.data = std::malloc(bytes ? bytes : 1);
-      if (!o.data) throw std::bad_alloc();
-      std::memcpy(o.data, t.data_ptr(), bytes);
-      *n_outs = static_cast<int>(i) + 1;
-    }
+    if (x.dim() == 4 && channels_last()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    export_outputs(m.module.forward({x}), argmax_first != 0, outs, max_outs, n_outs);
     return 0;
   } catch (const std::exception& e) {
     for (int i = 0; i < *n_outs; ++i) std::free(outs[i].data);
@@ -231,21 +318,53 @@ __attribute__((visibility("default"))) void cspine_backend_free(void* p) {
   std::free(p);
 }
 
-// Segments a whole volume on the model's device: the int16 volume crosses over once, windowing, the bilinear
-// resize and the 2.5D stacking run there as LibTorch ops, and only the argmax labels come back
+// Puts a study's int16 HU volume (slices x rows x cols, C order) on the model's device, once per study: on
+// CUDA through pinned staging buffers, on the CPU by reference (the caller keeps `hu` alive as long as the
+// handle). Returns a handle (release with cspine_backend_volume_free), or null with the reason in `err`.
+__attribute__((visibility("default"))) void* cspine_backend_volume_upload(void* model, const int16_t* hu,
+                                                                          int64_t slices, int64_t rows, int64_t cols,
+                                                                          char* err, size_t err_size) {
+  try {
+    const Model& m = *static_cast<Model*>(model);
+    c10::InferenceMode guard;
+    auto v = std::make_unique<DeviceVolume>();
+    if (m.device.is_cuda()) v->hu = upload_pinned(hu, slices, rows, cols, m.device);
+    else v->hu = torch::from_blob(const_cast<int16_t*>(hu), {slices, rows, cols}, torch::kInt16);
+    return v.release();
+  } catch (const std::exception& e) {
+    set_error(err, err_size, e.what());
+    return nullptr;
+  }
+}
+
+__attribute__((visibility("default"))) void cspine_backend_volume_free(void* volume) {
+  delete static_cast<DeviceVolume*>(volume);
+}
+
+namespace {
+const torch::Tensor& volume_on(const void* volume, const Model& m) {
+  const torch::Tensor& hu = static_cast<const DeviceVolume*>(volume)->hu;
+  if (hu.device() != m.device)
+    throw std::runtime_error("the volume is on " + hu.device().str() + ", the model on " + m.device.str());
+  return hu;
+}
+}  // namespace
+
+// Segments a whole volume on the model's device: windowing, the bilinear resize and the 2.5D stacking run
+// there as LibTorch ops, the labels of every batch stay there, and they come back in one copy at the end
 // (slices x height x width uint8 into `labels`). `channels` receives the model's class count; `model_seconds`
-// the time spent in the forward passes. `cancelled` is polled between batches. Returns 0, 1 with the reason in
-// `err`, or 3 when cancelled.
+// the time of the batched forward passes (on CUDA up to the labels' copy, as the passes run asynchronously).
+// `cancelled` is polled between batches. Returns 0, 1 with the reason in `err`, or 3 when cancelled.
 __attribute__((visibility("default"))) int cspine_backend_segment_volume(
-    void* handle, const int16_t* hu, int64_t slices, int64_t rows, int64_t cols, double hu_low, double hu_high,
-    const int32_t* offsets, int32_t n_offsets, int64_t height, int64_t width, int32_t batch, uint8_t* labels,
-    int64_t* channels, double* model_seconds, int (*cancelled)(void), char* err, size_t err_size) {
+    void* handle, const void* volume, double hu_low, double hu_high, const int32_t* offsets, int32_t n_offsets,
+    int64_t height, int64_t width, int32_t batch, uint8_t* labels, int64_t* channels, double* model_seconds,
+    int (*cancelled)(void), char* err, size_t err_size) {
   namespace F = torch::nn::functional;
   try {
     Model& m = *static_cast<Model*>(handle);
     c10::InferenceMode guard;
-    const auto host = torch::from_blob(const_cast<int16_t*>(hu), {slices, rows, cols}, torch::kInt16);
-    const torch::Tensor vol = host.to(m.device);  // one transfer, as int16
+    const torch::Tensor& vol = volume_on(volume, m);
+    const int64_t slices = vol.size(0), rows = vol.size(1), cols = vol.size(2);
     const float lo = static_cast<float>(hu_low), range = static_cast<float>(hu_high) - static_cast<float>(hu_low);
     auto resized = torch::empty({slices, height, width}, torch::TensorOptions().dtype(torch::kFloat32).device(m.device));
     constexpr int64_t kChunk = 64;  // slices windowed and resized at a time (bounds the float copy)
@@ -260,9 +379,11 @@ __attribute__((visibility("default"))) int cspine_backend_segment_volume(
                 .squeeze(1);
       resized.slice(0, s0, s1).copy_(x);
     }
+    auto out_labels = torch::empty({slices, height, width}, torch::TensorOptions().dtype(torch::kUInt8).device(m.device));
     std::vector<int64_t> idx;
     *channels = 0;
     *model_seconds = 0;
+    const auto t0 = std::chrono::steady_clock::now();
     for (int64_t s0 = 0; s0 < slices; s0 += batch) {
       if (cancelled && cancelled()) return 3;
       const int64_t n = std::min<int64_t>(batch, slices - s0);
@@ -272,8 +393,7 @@ __attribute__((visibility("default"))) int cspine_backend_segment_volume(
       const auto index = torch::from_blob(idx.data(), {static_cast<int64_t>(idx.size())}, torch::kInt64).to(m.device);
       auto x = resized.index_select(0, index).view({n, n_offsets, height, width});
       if (m.half) x = x.to(torch::kHalf);
-      if (std::getenv("CSPINE_NO_CHANNELS_LAST") == nullptr) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-      const auto t0 = std::chrono::steady_clock::now();
+      if (channels_last()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
       const c10::IValue out = m.module.forward({x});
       torch::Tensor logits;
       if (out.isTensor()) logits = out.toTensor();
@@ -285,12 +405,58 @@ __attribute__((visibility("default"))) int cspine_backend_segment_volume(
                                  ", expected [" + std::to_string(n) + ", classes, " + std::to_string(height) + ", " +
                                  std::to_string(width) + "]");
       *channels = logits.size(1);
-      const auto lab = logits.argmax(1).to(torch::kUInt8).to(torch::kCPU).contiguous();
-      *model_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      std::memcpy(labels + s0 * height * width, lab.data_ptr(), static_cast<std::size_t>(lab.numel()));
+      out_labels.slice(0, s0, s0 + n).copy_(logits.argmax(1));
     }
+    const auto host = torch::from_blob(labels, {slices, height, width}, torch::kUInt8);
+    host.copy_(out_labels);  // one transfer back (synchronous)
+    *model_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return 0;
   } catch (const std::exception& e) {
+    set_error(err, err_size, e.what());
+    return 1;
+  }
+}
+
+// The classifier's input built from a device volume (see build_crops above), copied to `out` (host,
+// n x nsl x ch x height x width floats). For tests and tools; predict uses cspine_backend_classify_volume,
+// which never brings it back. Returns 0, or 1 with the reason in `err`.
+__attribute__((visibility("default"))) int cspine_backend_volume_crops(const void* volume, double hu_low, double hu_high,
+                                                                       const int32_t* boxes, const int32_t* indices,
+                                                                       int64_t n, int64_t nsl, int64_t ch,
+                                                                       int64_t height, int64_t width, float* out,
+                                                                       char* err, size_t err_size) {
+  try {
+    c10::InferenceMode guard;
+    const torch::Tensor& vol = static_cast<const DeviceVolume*>(volume)->hu;
+    const auto x = build_crops(vol, hu_low, hu_high, boxes, indices, n, nsl, ch, height, width);
+    torch::from_blob(out, {n, nsl, ch, height, width}, torch::kFloat32).copy_(x);
+    return 0;
+  } catch (const std::exception& e) {
+    set_error(err, err_size, e.what());
+    return 1;
+  }
+}
+
+// Runs a classifier on crops of a device volume (build_crops) without the input leaving the device; outputs
+// come back as in cspine_backend_model_forward. `model_seconds` receives the forward pass's time including
+// the outputs' copy. Returns 0, or 1 with the reason in `err`.
+__attribute__((visibility("default"))) int cspine_backend_classify_volume(
+    void* handle, const void* volume, double hu_low, double hu_high, const int32_t* boxes, const int32_t* indices,
+    int64_t n, int64_t nsl, int64_t ch, int64_t height, int64_t width, cspine_tensor* outs, int max_outs, int* n_outs,
+    double* model_seconds, char* err, size_t err_size) {
+  *n_outs = 0;
+  try {
+    Model& m = *static_cast<Model*>(handle);
+    c10::InferenceMode guard;
+    auto x = build_crops(volume_on(volume, m), hu_low, hu_high, boxes, indices, n, nsl, ch, height, width);
+    if (m.half) x = x.to(torch::kHalf);
+    const auto t0 = std::chrono::steady_clock::now();
+    export_outputs(m.module.forward({x}), false, outs, max_outs, n_outs);
+    *model_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return 0;
+  } catch (const std::exception& e) {
+    for (int i = 0; i < *n_outs; ++i) std::free(outs[i].data);
+    *n_outs = 0;
     set_error(err, err_size, e.what());
     return 1;
   }

@@ -5,12 +5,15 @@
 // output, `<output>.progress.jsonl`; the outputs are rewritten from the journal's entries atomically every few
 // seconds, at the end and on an interrupt. `--resume` reads the journal back and skips the studies it holds.
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
+#include <cstring>
 #include <deque>
 #include <filesystem>
 #include <fstream>
@@ -176,11 +179,15 @@ private:
 // Loads the studies ahead of the models in a thread of its own: up to `depth` prepared studies wait in a
 // queue, so decoding and preprocessing the next study overlap inference on this one while memory stays bounded
 // (depth + 1 volumes). With depth 0 everything runs in the caller's thread. Studies come out in plan order.
+// `background`: the loading thread (and the decoding threads it starts, which inherit it) runs at the lowest
+// priority (nice 19), so on a CPU whose cores the models keep busy it takes only what they leave idle instead of
+// competing with them.
 class Prefetcher {
 public:
   Prefetcher(const Predictor& predictor, const StudyIndex& index, std::vector<std::string> uids, std::size_t depth,
-             int threads)
-      : predictor_(predictor), index_(index), uids_(std::move(uids)), depth_(depth), threads_(threads) {
+             int threads, bool background)
+      : predictor_(predictor), index_(index), uids_(std::move(uids)), depth_(depth), threads_(threads),
+        background_(background) {
     if (depth_ > 0) worker_ = std::thread([this] { produce(); });
   }
   ~Prefetcher() {
@@ -208,6 +215,15 @@ public:
 
 private:
   void produce() {
+    // Linux scheduling priority is per thread: this lowers the loading thread alone (best effort).
+    if (background_) {
+      if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19) == 0)
+        CSPINE_DEBUG("prefetch: loading up to {} studies ahead at nice 19 with {} decoding thread(s)", depth_, threads_);
+      else
+        CSPINE_DEBUG("prefetch: cannot lower the loading thread's priority: {}", std::strerror(errno));
+    } else {
+      CSPINE_DEBUG("prefetch: loading up to {} studies ahead with {} decoding thread(s)", depth_, threads_);
+    }
     for (const auto& uid : uids_) {
       {
         std::unique_lock<std::mutex> lock(mutex_);
@@ -230,6 +246,7 @@ private:
   std::vector<std::string> uids_;
   std::size_t depth_, next_ = 0;
   int threads_;
+  bool background_;
   std::thread worker_;
   std::mutex mutex_;
   std::condition_variable changed_;
@@ -356,8 +373,12 @@ int predict_batch(const BatchOptions& options) {
   std::vector<std::string> todo;
   for (const auto& uid : plan)
     if (!done.count(uid)) todo.push_back(uid);
-  const std::size_t depth = o.prefetch ? *o.prefetch : device.rfind("cuda", 0) == 0 ? 2 : 0;
-  Prefetcher prefetcher(predictor, index, todo, depth, o.p.threads);
+  // Loading ahead: on CUDA the models leave the CPU to the loader, so 2 studies ahead with every core; on the
+  // CPU the models keep all cores busy, so 1 study ahead, decoded by one background thread in their idle time
+  // (measured on 2 cores: 8-12% faster than loading in turn, while a normal-priority loader was no faster).
+  const bool cuda = device.rfind("cuda", 0) == 0;
+  const std::size_t depth = o.prefetch ? *o.prefetch : cuda ? 2 : 1;
+  Prefetcher prefetcher(predictor, index, todo, depth, cuda ? o.p.threads : 1, /*background=*/!cuda);
   for (const auto& uid : todo) {
     if (interrupted()) {
       stopped = true;

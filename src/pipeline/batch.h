@@ -15,7 +15,7 @@ struct BatchOptions {
   std::string seg_model, cls_model;  // empty: the default models (models/seg.pt, models/cls.pt)
   PredictOptions p;                  // device, fp16, batch size, threads (model paths are filled in)
   bool resume = false;
-  std::optional<std::size_t> prefetch;  // studies loaded ahead; empty: auto (2 on CUDA, 0 on the CPU)
+  std::optional<std::size_t> prefetch;  // studies loaded ahead; empty: auto (2 on CUDA, 1 on the CPU)
 };
 
 // Runs the batch and returns the exit code: 0 all scored, 7 some failed, the first failure's code when all

@@ -45,6 +45,29 @@ const char* fallback_name(Fallback f) {
   return "";
 }
 
+CropRequest crop_request(const ModelContract& c, const std::vector<const VertebraExtent*>& items, int slices) {
+  CropRequest r;
+  r.hu_low = c.hu_low;
+  r.hu_high = c.hu_high;
+  r.items = static_cast<int64_t>(items.size());
+  r.slices_per_item = c.slices_per_vertebra;
+  r.channels = c.channels();
+  r.height = c.height;
+  r.width = c.width;
+  for (const VertebraExtent* e : items) {
+    if (!e) {  // zeros
+      r.boxes.insert(r.boxes.end(), {0, 0, 0});
+      r.indices.insert(r.indices.end(), static_cast<std::size_t>(r.slices_per_item * r.channels), 0);
+      continue;
+    }
+    const CropBox b = crop_box(*e, c.crop_margin);
+    r.boxes.insert(r.boxes.end(), {b.x, b.y, b.side});
+    for (int k : select_slices(*e, c.slices_per_vertebra))
+      for (int idx : triplet_indices(k, c.slice_offsets, slices)) r.indices.push_back(idx);
+  }
+  return r;
+}
+
 Predictor::Predictor(const PredictOptions& options) : options_(options) {
   seg_contract_ = read_model_contract(options.seg_model);
   cls_contract_ = read_model_contract(options.cls_model);
@@ -119,10 +142,11 @@ StudyResult Predictor::run(PreparedStudy prepared, const std::string& mask_path)
   const std::vector<float>& resized = prepared.seg_input;
   std::vector<uint8_t> small(plane * static_cast<std::size_t>(slices));
   std::vector<float> batch;
+  DeviceVolume on_device;  // device mode: the volume crosses over once, for both models
   if (device_preprocess_) {
-    const int64_t classes = seg_->segment_volume(v.hu.data(), slices, v.size[1], v.size[0], sc.hu_low, sc.hu_high,
-                                                 sc.slice_offsets, sc.height, sc.width, options_.batch_size,
-                                                 small.data(), &r.seconds.segment_model);
+    on_device = seg_->upload(v.hu.data(), slices, v.size[1], v.size[0]);
+    const int64_t classes = seg_->segment_volume(on_device, sc.hu_low, sc.hu_high, sc.slice_offsets, sc.height,
+                                                 sc.width, options_.batch_size, small.data(), &r.seconds.segment_model);
     if (classes != static_cast<int64_t>(sc.classes.size()))
       throw ModelError("segmentation model '" + options_.seg_model + "' returned " + std::to_string(classes) +
                        " classes, its contract lists " + std::to_string(sc.classes.size()));
@@ -155,27 +179,38 @@ StudyResult Predictor::run(PreparedStudy prepared, const std::string& mask_path)
   r.seconds.cleanup = seconds_since(t);
 
   // All seven vertebrae in one classifier batch; a missing or too-thin vertebra is zeros and gets the prior.
+  // In device mode the crops are cut, windowed and resized where the volume is; otherwise on the host.
   t = Clock::now();
   const ModelContract& cc = cls_contract_;
   const int nsl = cc.slices_per_vertebra;
-  const std::size_t per = static_cast<std::size_t>(nsl) * cc.channels() * cc.height * cc.width;
-  std::vector<float> x(7 * per, 0.0f);
-  parallel_for(7, options_.threads, [&](std::size_t ku) {
-    const int k = static_cast<int>(ku);
-    VertebraResult& vr = r.vertebrae[ku];
-    vr.extent = extents[ku];
+  std::array<const VertebraExtent*, 7> classified{};
+  for (std::size_t k = 0; k < 7; ++k) {
+    VertebraResult& vr = r.vertebrae[k];
+    vr.extent = extents[k];
     if (!vr.extent) {
       vr.fallback = Fallback::not_found;
     } else if (vr.extent->slices < cc.min_slices) {
       vr.fallback = Fallback::too_few_slices;
     } else {
       vr.crop = crop_box(*vr.extent, cc.crop_margin);
-      vr.picked = vertebra_input(v, *vr.extent, cc, x.data() + static_cast<std::size_t>(k) * per);
+      vr.picked = select_slices(*vr.extent, nsl);
+      classified[k] = &*vr.extent;
     }
-  });
-  const auto tm = Clock::now();
-  const auto out = cls_->forward(x.data(), {7, nsl, cc.channels(), cc.height, cc.width});
-  r.seconds.classify_model = seconds_since(tm);
+  }
+  std::vector<HostTensor> out;
+  if (device_preprocess_) {
+    const CropRequest request = crop_request(cc, {classified.begin(), classified.end()}, slices);
+    out = cls_->classify_crops(on_device, request, &r.seconds.classify_model);
+  } else {
+    const std::size_t per = static_cast<std::size_t>(nsl) * cc.channels() * cc.height * cc.width;
+    std::vector<float> x(7 * per, 0.0f);
+    parallel_for(7, options_.threads, [&](std::size_t k) {
+      if (classified[k]) vertebra_input(v, *classified[k], cc, x.data() + k * per);
+    });
+    const auto tm = Clock::now();
+    out = cls_->forward(x.data(), {7, nsl, cc.channels(), cc.height, cc.width});
+    r.seconds.classify_model = seconds_since(tm);
+  }
   const HostTensor& logits = out.at(0);
   if (logits.values.size() != 7)
     throw ModelError("classifier '" + options_.cls_model + "' returned logits of shape " + shape_text(logits.shape) +

@@ -236,7 +236,8 @@ TEST(PredictCli, ResumeAfterAKilledRunGivesTheSameCsv) {
   Data& d = data();
   TempDir out;
   std::string err;
-  ASSERT_EQ(run_cli("-q predict " + q(d.images) + " -o " + q(out / "full.csv") + tiny(), &err), 0) << err;
+  // Loading each study in turn (no loading thread) is the reference.
+  ASSERT_EQ(run_cli("-q predict " + q(d.images) + " -o " + q(out / "full.csv") + tiny() + " --prefetch 0", &err), 0) << err;
   const std::string full = read_file(out.path() / "full.csv");
 
   // SIGKILL as soon as the first study is in the journal (header + 1 line): nothing gets a chance to clean up.
@@ -255,9 +256,13 @@ TEST(PredictCli, ResumeAfterAKilledRunGivesTheSameCsv) {
   EXPECT_NE(err.find("already scored"), std::string::npos) << err;
   EXPECT_EQ(read_file(out.path() / "part.csv"), full);
 
-  // Loading ahead in a thread of its own (--prefetch) changes nothing in the results.
+  // Loading ahead in a thread of its own changes nothing in the results: 2 studies ahead at normal priority,
+  // and `auto` on the CPU (1 ahead, a background thread; also what the killed run above used).
   ASSERT_EQ(run_cli("-q predict " + q(d.images) + " -o " + q(out / "pf.csv") + tiny() + " --prefetch 2", &err), 0) << err;
   EXPECT_EQ(read_file(out.path() / "pf.csv"), full);
+  ASSERT_EQ(run_cli("-v predict " + q(d.images) + " -o " + q(out / "auto.csv") + tiny() + " --prefetch auto", &err), 0) << err;
+  EXPECT_EQ(read_file(out.path() / "auto.csv"), full);
+  EXPECT_NE(err.find("loading up to 1 studies ahead at nice 19 with 1 decoding thread"), std::string::npos) << err;
 
   // Without --resume the journal starts over (every study is scored again), with the same result.
   ASSERT_EQ(run_cli("-q predict " + q(d.images) + " -o " + q(out / "part.csv") + tiny()), 0);
@@ -275,7 +280,7 @@ TEST(PredictCli, ResumeAfterAKilledRunGivesTheSameCsv) {
 
 TEST(PredictCli, SigtermSavesFinishedStudiesAndExits130) {
   Data& d = data();
-  for (const std::string variant : {"", " --prefetch 1"}) {  // also with the loading thread running ahead
+  for (const std::string variant : {"", " --prefetch 0"}) {  // with the loading thread (auto) and without
     TempDir out;
     const std::string journal = out / "sub.csv.progress.jsonl";
     const std::string script = q(CSPINE_BINARY) + " -q predict " + q(d.images) + " -o " + q(out / "sub.csv") + tiny() +
