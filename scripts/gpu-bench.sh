@@ -3,8 +3,9 @@
 # bench/pipeline.sh on CUDA (fp32 and --fp16) against the Python peer on the same GPU.
 #   scripts/gpu-bench.sh prepare   # here: build, bundle cspine, cspine_model_floor and their Debian libraries,
 #                                  # and the peer's pure-Python readers (pydicom, nibabel) into .gpu/
-#   scripts/gpu-bench.sh run [studies=6]   # there, carrying .gpu/: build the LibTorch backend against that
-#                                  # machine's PyTorch, then the benchmark; about 5 minutes on an H100
+#   scripts/gpu-bench.sh run [studies=8]   # there, carrying .gpu/: build the LibTorch backend against that
+#                                  # machine's PyTorch, then the benchmark, one round each (BENCH_REPEAT);
+#                                  # planned to fit 8 minutes on an H100 (not yet run on one)
 #
 # How cspine gets onto that machine: only the model backend (libcspine_torch.so, C ABI) is built there, against
 # the LibTorch inside the pip PyTorch (torch.utils.cmake_prefix_path); the executables built here with Debian's
@@ -43,7 +44,7 @@ prepare)
   ;;
 run)
   # GPU_BENCH_DEVICE=cpu, PY=/usr/bin/python3 and CSPINE_TORCH_PREFIX=/usr make a dry run on the CPU machine.
-  studies="${2:-6}"
+  studies="${2:-8}"
   device="${GPU_BENCH_DEVICE:-cuda}"
   py="${PY:-$(command -v python3)}"
   echo "== machine"
@@ -64,7 +65,7 @@ run)
   export DCMDICTPATH="$rt/share/dicom.dic:$rt/share/private.dic"
   export CSPINE="$rt/cspine.sh" CSPINE_MODEL_FLOOR="$rt/cspine_model_floor.sh" PY="$py"
   export PYTHONPATH="$rt/py/usr/lib/python3/dist-packages${PYTHONPATH:+:$PYTHONPATH}"
-  export BENCH_NO_SETUP=1 BENCH_SYNTAXES=explicit BENCH_DIR=/tmp/cspine-bench
+  export BENCH_NO_SETUP=1 BENCH_SYNTAXES=explicit BENCH_DIR=/tmp/cspine-bench BENCH_REPEAT="${BENCH_REPEAT:-1}"
   "$CSPINE" info
   threads=$(nproc)
   echo "== $device, fp32"

@@ -49,7 +49,7 @@ struct PredictOptions {
   std::string seg_model, cls_model;
   std::string device = "auto";  // auto, cpu, cuda, cuda:N
   bool fp16 = false;            // CUDA only
-  int batch_size = 32;          // slices per segmentation batch
+  int batch_size = 0;           // slices per segmentation batch; 0: auto (32 on the CPU, 128 on CUDA)
   int threads = 0;              // decoding, preprocessing and LibTorch threads (0: all cores)
   // Where the models' inputs are built: "host" (src/pipeline/preprocess.cpp), "device" (LibTorch ops on the
   // models' device: the volume sent over once as int16, the segmentation input and the classifier crops made
@@ -73,10 +73,13 @@ struct VertebraResult {
 
 struct StageSeconds {
   double load = 0, segment = 0, cleanup = 0, classify = 0, masks = 0;
+  // How long the models waited for this study to be loaded: `load` when loaded in turn, less when a loading
+  // thread prepared it while the models ran on the previous study (predict --prefetch). The critical path.
+  double wait = 0;
   // Parts of `segment` and `classify` spent inside the models' forward passes (inputs already built): the
   // floor no pipeline can go below.
   double segment_model = 0, classify_model = 0;
-  double total() const { return load + segment + cleanup + classify + masks; }
+  double total() const { return wait + segment + cleanup + classify + masks; }
 };
 
 struct StudyResult {
@@ -118,6 +121,7 @@ public:
   const ModelContract& cls_contract() const { return cls_contract_; }
   std::string device() const;
   bool preprocesses_on_device() const { return device_preprocess_; }
+  int batch_size() const { return options_.batch_size; }  // resolved
 
   // Scores one study of `index` and, when `mask_path` is not empty, writes its vertebra label map there
   // (NIfTI on the CT grid). Errors of the study (loading, a model failing on it) propagate as cspine::Error;

@@ -5,9 +5,23 @@
 
 namespace cspine::cli {
 
+namespace {
+// A whole number >= `min` given for `flag` (the caller handles "auto"); UsageError otherwise.
+int count_or_auto(const std::string& text, const std::string& flag, int min, const std::string& what) {
+  try {
+    std::size_t used = 0;
+    const int n = std::stoi(text, &used);
+    if (used != text.size() || n < min) throw std::invalid_argument(text);
+    return n;
+  } catch (const std::logic_error&) {
+    throw UsageError(flag + ": '" + text + "' is not " + what + " (at least " + std::to_string(min) + ") or auto");
+  }
+}
+}  // namespace
+
 void add_predict(CLI::App& app, Runner& run) {
   struct Options : BatchOptions {
-    std::string prefetch_text = "auto";
+    std::string prefetch_text = "auto", batch_text = "auto";
   };
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("predict", "Score a folder of CT studies: Kaggle submission CSV, per-vertebra report");
@@ -20,9 +34,9 @@ void add_predict(CLI::App& app, Runner& run) {
   cmd->add_option("--cls-model", opt->cls_model, "Classifier model (TorchScript with cspine.json; default models/cls.pt)");
   cmd->add_option("--device", opt->p.device, "auto (CUDA when there is one), cpu, cuda or cuda:N")->capture_default_str();
   cmd->add_flag("--fp16", opt->p.fp16, "Half precision on CUDA");
-  cmd->add_option("--batch-size", opt->p.batch_size, "Slices per segmentation batch")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+  cmd->add_option("--batch-size", opt->batch_text,
+                  "Slices per segmentation batch: N, or auto (32 on the CPU, 128 on CUDA)")
+      ->capture_default_str();
   cmd->add_option("--threads", opt->p.threads, "Threads for decoding, preprocessing and LibTorch (0: all cores)")
       ->check(CLI::NonNegativeNumber);
   cmd->add_option("--prefetch", opt->prefetch_text,
@@ -42,16 +56,9 @@ void add_predict(CLI::App& app, Runner& run) {
   cmd->callback([opt, &run] {
     run = [opt] {
       Options& o = *opt;
-      if (o.prefetch_text != "auto") {
-        try {
-          std::size_t used = 0;
-          const int n = std::stoi(o.prefetch_text, &used);
-          if (used != o.prefetch_text.size() || n < 0) throw std::invalid_argument(o.prefetch_text);
-          o.prefetch = static_cast<std::size_t>(n);
-        } catch (const std::logic_error&) {
-          throw UsageError("--prefetch: '" + o.prefetch_text + "' is not a number of studies or auto");
-        }
-      }
+      if (o.prefetch_text != "auto")
+        o.prefetch = static_cast<std::size_t>(count_or_auto(o.prefetch_text, "--prefetch", 0, "a number of studies"));
+      if (o.batch_text != "auto") o.p.batch_size = count_or_auto(o.batch_text, "--batch-size", 1, "a number of slices");
       return predict_batch(o);
     };
   });

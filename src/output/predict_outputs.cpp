@@ -76,6 +76,7 @@ nlohmann::json study_entry(const StudyResult& r) {
   for (const auto& w : r.warnings) warnings.push_back({{"code", w.code}, {"message", w.message}});
   j["warnings"] = warnings;
   j["seconds"] = {{"load", r.seconds.load},
+                  {"wait", r.seconds.wait},
                   {"segment", r.seconds.segment},
                   {"cleanup", r.seconds.cleanup},
                   {"classify", r.seconds.classify},

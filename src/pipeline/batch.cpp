@@ -180,15 +180,16 @@ private:
 // queue, so decoding and preprocessing the next study overlap inference on this one while memory stays bounded
 // (depth + 1 volumes). With depth 0 everything runs in the caller's thread. Studies come out in plan order.
 // `background`: the loading thread (and the decoding threads it starts, which inherit it) runs at the lowest
-// priority (nice 19), so on a CPU whose cores the models keep busy it takes only what they leave idle instead of
-// competing with them.
+// priority (nice 19) with `threads` decoding threads, so on a CPU whose cores the models keep busy it takes only
+// what they leave idle instead of competing with them; the first study, which nothing could hide, is loaded in
+// the caller's thread with `first_threads` before that thread starts.
 class Prefetcher {
 public:
   Prefetcher(const Predictor& predictor, const StudyIndex& index, std::vector<std::string> uids, std::size_t depth,
-             int threads, bool background)
+             int threads, bool background, int first_threads)
       : predictor_(predictor), index_(index), uids_(std::move(uids)), depth_(depth), threads_(threads),
-        background_(background) {
-    if (depth_ > 0) worker_ = std::thread([this] { produce(); });
+        first_threads_(first_threads), background_(background) {
+    if (depth_ > 0 && !background_) worker_ = std::thread([this] { produce(0); });
   }
   ~Prefetcher() {
     {
@@ -200,9 +201,11 @@ public:
   }
   // The next study in order; nullopt when every study was handed out (or an interrupt stopped the loading).
   std::optional<PreparedStudy> next() {
-    if (depth_ == 0) {
+    if (depth_ == 0 || (background_ && next_ == 0)) {
       if (next_ >= uids_.size() || interrupted()) return std::nullopt;
-      return predictor_.prepare(index_, uids_[next_++], threads_);
+      PreparedStudy p = predictor_.prepare(index_, uids_[next_++], first_threads_);
+      if (depth_ > 0) worker_ = std::thread([this] { produce(1); });
+      return p;
     }
     std::unique_lock<std::mutex> lock(mutex_);
     changed_.wait(lock, [this] { return !queue_.empty() || finished_; });
@@ -214,7 +217,7 @@ public:
   }
 
 private:
-  void produce() {
+  void produce(std::size_t first) {
     // Linux scheduling priority is per thread: this lowers the loading thread alone (best effort).
     if (background_) {
       if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::syscall(SYS_gettid)), 19) == 0)
@@ -224,7 +227,8 @@ private:
     } else {
       CSPINE_DEBUG("prefetch: loading up to {} studies ahead with {} decoding thread(s)", depth_, threads_);
     }
-    for (const auto& uid : uids_) {
+    for (std::size_t i = first; i < uids_.size(); ++i) {
+      const std::string& uid = uids_[i];
       {
         std::unique_lock<std::mutex> lock(mutex_);
         changed_.wait(lock, [this] { return queue_.size() < depth_ || stop_; });
@@ -245,7 +249,7 @@ private:
   const StudyIndex& index_;
   std::vector<std::string> uids_;
   std::size_t depth_, next_ = 0;
-  int threads_;
+  int threads_, first_threads_;
   bool background_;
   std::thread worker_;
   std::mutex mutex_;
@@ -344,6 +348,12 @@ int predict_batch(const BatchOptions& options) {
     return c.is_object() && c.contains("provenance") && c["provenance"].value("synthetic", false);
   };
   const bool synthetic = is_synthetic("segmentation") || is_synthetic("classifier");
+  // Loading ahead: on CUDA the models leave the CPU to the loader, so 2 studies ahead at normal priority; on the
+  // CPU the models keep every core busy, so 1 study ahead at the lowest priority, which takes their idle time
+  // and the time they wait for it without slowing them down (a normal-priority loader made them slower: the
+  // LibTorch threads wait for each other whenever one of them is descheduled). Measured on 2 cores, README.
+  const bool cuda = device.rfind("cuda", 0) == 0;
+  const std::size_t depth = o.prefetch ? *o.prefetch : cuda ? 2 : 1;
   auto write_outputs = [&](bool final_write) {
     const std::vector<json> entries = entries_in_order();
     write_text_atomically(o.output, kaggle_csv(entries, test ? &test->row_ids : nullptr, prior));
@@ -354,6 +364,9 @@ int predict_batch(const BatchOptions& options) {
                      {"input", o.input},
                      {"device", device},
                      {"fp16", o.p.fp16},
+                     {"batch_size", predictor.batch_size()},
+                     {"preprocess", predictor.preprocesses_on_device() ? "device" : "host"},
+                     {"prefetch", depth},
                      {"complete", final_write},
                      {"peak_rss_mb", std::round(peak_rss_mb())},
                      {"models", models},
@@ -373,12 +386,7 @@ int predict_batch(const BatchOptions& options) {
   std::vector<std::string> todo;
   for (const auto& uid : plan)
     if (!done.count(uid)) todo.push_back(uid);
-  // Loading ahead: on CUDA the models leave the CPU to the loader, so 2 studies ahead with every core; on the
-  // CPU the models keep all cores busy, so 1 study ahead, decoded by one background thread in their idle time
-  // (measured on 2 cores: 8-12% faster than loading in turn, while a normal-priority loader was no faster).
-  const bool cuda = device.rfind("cuda", 0) == 0;
-  const std::size_t depth = o.prefetch ? *o.prefetch : cuda ? 2 : 1;
-  Prefetcher prefetcher(predictor, index, todo, depth, cuda ? o.p.threads : 1, /*background=*/!cuda);
+  Prefetcher prefetcher(predictor, index, todo, depth, o.p.threads, /*background=*/!cuda, o.p.threads);
   for (const auto& uid : todo) {
     if (interrupted()) {
       stopped = true;
@@ -390,13 +398,16 @@ int predict_batch(const BatchOptions& options) {
     try {
       const std::string mask = o.masks.empty() ? "" : (fs::path(o.masks) / (uid + ".nii.gz")).string();
       std::optional<PreparedStudy> prepared = prefetcher.next();
+      const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
       if (!prepared) {  // the loading stopped on an interrupt
         stopped = true;
         break;
       }
-      const StudyResult r = predictor.run(std::move(*prepared), mask);
+      StudyResult r = predictor.run(std::move(*prepared), mask);
+      r.seconds.wait = waited;
       entry = study_entry(r);
       sum.load += r.seconds.load;
+      sum.wait += r.seconds.wait;
       sum.segment += r.seconds.segment;
       sum.cleanup += r.seconds.cleanup;
       sum.classify += r.seconds.classify;
@@ -405,9 +416,10 @@ int predict_batch(const BatchOptions& options) {
       sum.classify_model += r.seconds.classify_model;
       ++n_ok_here;
       char b[200];
-      std::snprintf(b, sizeof b, "patient %.3f, %.1f s (load %.1f, segment %.1f, cleanup %.2f, classify %.1f, masks %.1f)",
-                    r.patient_overall, r.seconds.total(), r.seconds.load, r.seconds.segment, r.seconds.cleanup,
-                    r.seconds.classify, r.seconds.masks);
+      std::snprintf(b, sizeof b,
+                    "patient %.3f, %.1f s (load %.1f, waited %.1f, segment %.1f, cleanup %.2f, classify %.1f, masks %.1f)",
+                    r.patient_overall, r.seconds.total(), r.seconds.load, r.seconds.wait, r.seconds.segment,
+                    r.seconds.cleanup, r.seconds.classify, r.seconds.masks);
       what = b;
       if (!entry["fallbacks"].empty()) {
         std::string list;
@@ -461,10 +473,10 @@ int predict_batch(const BatchOptions& options) {
   if (n_ok_here > 0) {
     const double k = static_cast<double>(n_ok_here);
     std::snprintf(line, sizeof line,
-                  "seconds per study: %.2f (load %.2f, segment %.2f, cleanup %.2f, classify %.2f, masks %.2f; "
-                  "of which in the models %.2f)",
-                  sum.total() / k, sum.load / k, sum.segment / k, sum.cleanup / k, sum.classify / k, sum.masks / k,
-                  (sum.segment_model + sum.classify_model) / k);
+                  "seconds per study: %.2f (waiting for loading %.2f, segment %.2f, cleanup %.2f, classify %.2f, "
+                  "masks %.2f; of which in the models %.2f); loading took %.2f",
+                  sum.total() / k, sum.wait / k, sum.segment / k, sum.cleanup / k, sum.classify / k, sum.masks / k,
+                  (sum.segment_model + sum.classify_model) / k, sum.load / k);
     log_info(line);
   }
   log_info("wrote " + o.output + (o.wide_csv.empty() ? "" : ", " + o.wide_csv) +

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 #include <random>
 #include <tuple>
 
@@ -74,6 +75,75 @@ TEST(LargestComponent, AdjacentDifferentLabelsStayApart) {
   EXPECT_EQ(keep_largest_components(m.v, m.size), 1u);
   EXPECT_EQ(m.count(4), 3u);
   EXPECT_EQ(m.count(5), 1u);
+}
+
+namespace {
+// Reference for keep_largest_components: breadth-first flood fill with face connectivity over the whole map.
+std::size_t reference_keep_largest(std::vector<uint8_t>& v, const std::array<int, 3>& s, int first, int last) {
+  const auto idx = [&](int i, int j, int k) { return (static_cast<std::size_t>(k) * s[1] + j) * s[0] + i; };
+  std::vector<int> comp(v.size(), -1);
+  std::vector<std::size_t> sizes;
+  std::vector<uint8_t> label_of;
+  for (int k = 0; k < s[2]; ++k)
+    for (int j = 0; j < s[1]; ++j)
+      for (int i = 0; i < s[0]; ++i) {
+        const uint8_t l = v[idx(i, j, k)];
+        if (l < first || l > last || comp[idx(i, j, k)] >= 0) continue;
+        const int c = static_cast<int>(sizes.size());
+        sizes.push_back(0);
+        label_of.push_back(l);
+        std::vector<std::array<int, 3>> todo{{i, j, k}};
+        comp[idx(i, j, k)] = c;
+        while (!todo.empty()) {
+          const auto p = todo.back();
+          todo.pop_back();
+          ++sizes[static_cast<std::size_t>(c)];
+          for (const auto& d : std::array<std::array<int, 3>, 6>{{{1, 0, 0}, {-1, 0, 0}, {0, 1, 0}, {0, -1, 0}, {0, 0, 1}, {0, 0, -1}}}) {
+            const int a = p[0] + d[0], b = p[1] + d[1], e = p[2] + d[2];
+            if (a < 0 || b < 0 || e < 0 || a >= s[0] || b >= s[1] || e >= s[2]) continue;
+            if (v[idx(a, b, e)] != l || comp[idx(a, b, e)] >= 0) continue;
+            comp[idx(a, b, e)] = c;
+            todo.push_back({a, b, e});
+          }
+        }
+      }
+  std::map<uint8_t, int> keep;  // components are numbered in raster order of their first voxel
+  for (std::size_t c = 0; c < sizes.size(); ++c) {
+    auto it = keep.find(label_of[c]);
+    if (it == keep.end() || sizes[c] > sizes[static_cast<std::size_t>(it->second)]) keep[label_of[c]] = static_cast<int>(c);
+  }
+  std::size_t removed = 0;
+  for (std::size_t x = 0; x < v.size(); ++x)
+    if (comp[x] >= 0 && keep[v[x]] != comp[x]) {
+      v[x] = 0;
+      ++removed;
+    }
+  return removed;
+}
+}  // namespace
+
+TEST(LargestComponent, EqualsAFloodFillOnRandomMaps) {
+  // Random blobs of labels 1-9 in part of the map (labels 8-9 outside the range must stay untouched, and the
+  // labelled box does not start at the origin), many islands and ties.
+  std::mt19937 rng(42);
+  for (int trial = 0; trial < 20; ++trial) {
+    const std::array<int, 3> s{9 + trial % 5, 7 + trial % 4, 6 + trial % 3};
+    Map m(s);
+    std::uniform_int_distribution<int> label(0, 12), pos(0, 1 << 20);
+    for (int b = 0; b < 25; ++b) {
+      const int l = label(rng);
+      if (l < 1 || l > 9) continue;
+      const int i = 1 + pos(rng) % (s[0] - 2), j = 1 + pos(rng) % (s[1] - 2), k = pos(rng) % s[2];
+      const int i1 = std::min(s[0] - 1, i + pos(rng) % 3), j1 = std::min(s[1] - 1, j + pos(rng) % 2);
+      const int k1 = std::min(s[2] - 1, k + pos(rng) % 2);
+      m.box(i, i1, j, j1, k, k1, static_cast<uint8_t>(l));
+    }
+    std::vector<uint8_t> expected = m.v;
+    const std::size_t expected_removed = reference_keep_largest(expected, s, 1, 7);
+    const std::size_t removed = keep_largest_components(m.v, s);
+    EXPECT_EQ(removed, expected_removed) << "trial " << trial;
+    EXPECT_EQ(m.v, expected) << "trial " << trial;
+  }
 }
 
 TEST(LabelResize, FollowsPyTorchNearest) {
