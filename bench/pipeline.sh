@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end benchmark of `cspine predict` against its Python peer (scripts/reference_predict.py) on the same
 # full-size synthetic studies, same models, same thread count, in one run; plus the floor (the two models'
-# forward passes alone, bench/model_floor.cpp).
+# forward passes alone on the same studies' inputs, built beforehand: bench/model_floor.cpp).
 #   bench/pipeline.sh [studies=6] [threads=all cores] [extra cspine predict args, e.g. --device cuda --fp16]
 # BENCH_REPEAT=N rounds (default 2): cspine, the peer and the floor interleaved, the best round of each counts.
 # Studies: 512 x 512, 250-350 slices, half uncompressed and half JPEG lossless SV1 (the RSNA encoding);
@@ -79,9 +79,7 @@ for r in $(seq 1 "$REPEAT"); do
   timed "$out/python.$r.time" "$PY" "$ROOT/scripts/reference_predict.py" "$data/input" -o "$out/python.$r.csv" \
     --wide-csv "$out/python-wide.csv" --timings "$out/python.$r.json" --threads "$THREADS" --device "$pydev" \
     2>"$out/python.$r.log"
-  slices=$("$PY" -c "import json,sys; print(','.join(str(s['size'][2]) for s in json.load(open(sys.argv[1]))['studies']))" \
-    "$out/cspine.$r.json")
-  "$FLOOR" "$ROOT/models/seg.pt" "$ROOT/models/cls.pt" "$slices" --threads "$THREADS" "${dev_args[@]}" > "$out/floor.$r.json"
+  "$FLOOR" "$ROOT/models/seg.pt" "$ROOT/models/cls.pt" "$data/input" --threads "$THREADS" "${dev_args[@]}" > "$out/floor.$r.json"
 done
 
 "$PY" - "$out" "$STUDIES" "$REPEAT" <<'PY'
