@@ -261,13 +261,14 @@ torch::Tensor build_crops(const torch::Tensor& vol, double hu_low, double hu_hig
   const float lo = static_cast<float>(hu_low), range = static_cast<float>(hu_high) - static_cast<float>(hu_low);
   const int64_t slices = vol.size(0), rows = vol.size(1), cols = vol.size(2), per = nsl * ch;
   auto x = torch::zeros({n, per, height, width}, opts);
+  std::vector<int64_t> idx(indices, indices + n * per);
+  for (int64_t k : idx)
+    if (k < 0 || k >= slices) throw std::runtime_error("crop slice index " + std::to_string(k) + " outside the volume");
+  const auto all = torch::from_blob(idx.data(), {n * per}, torch::kInt64).to(vol.device());  // one transfer
   for (int64_t i = 0; i < n; ++i) {
     const int64_t bx = boxes[3 * i], by = boxes[3 * i + 1], side = boxes[3 * i + 2];
     if (side <= 0) continue;
-    std::vector<int64_t> idx(indices + i * per, indices + (i + 1) * per);
-    for (int64_t k : idx)
-      if (k < 0 || k >= slices) throw std::runtime_error("crop slice index " + std::to_string(k) + " outside the volume");
-    const auto index = torch::from_blob(idx.data(), {per}, torch::kInt64).to(vol.device());
+    const auto index = all.slice(0, i * per, (i + 1) * per);
     auto crop = torch::zeros({per, side, side}, opts);
     const int64_t x0 = std::max<int64_t>(bx, 0), x1 = std::min(bx + side, cols);
     const int64_t y0 = std::max<int64_t>(by, 0), y1 = std::min(by + side, rows);
