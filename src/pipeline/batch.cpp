@@ -180,15 +180,15 @@ private:
 // queue, so decoding and preprocessing the next study overlap inference on this one while memory stays bounded
 // (depth + 1 volumes). With depth 0 everything runs in the caller's thread. Studies come out in plan order.
 // `background`: the loading thread (and the decoding threads it starts, which inherit it) runs at the lowest
-// priority (nice 19) with `threads` decoding threads, so on a CPU whose cores the models keep busy it takes only
-// what they leave idle instead of competing with them; the first study, which nothing could hide, is loaded in
-// the caller's thread with `first_threads` before that thread starts.
+// priority (nice 19), so on a CPU whose cores the models keep busy it takes only what they leave idle instead
+// of competing with them; the first study, which nothing could hide, is loaded in the caller's thread at normal
+// priority before that thread starts. `threads`: decoding threads per study.
 class Prefetcher {
 public:
   Prefetcher(const Predictor& predictor, const StudyIndex& index, std::vector<std::string> uids, std::size_t depth,
-             int threads, bool background, int first_threads)
+             int threads, bool background)
       : predictor_(predictor), index_(index), uids_(std::move(uids)), depth_(depth), threads_(threads),
-        first_threads_(first_threads), background_(background) {
+        background_(background) {
     if (depth_ > 0 && !background_) worker_ = std::thread([this] { produce(0); });
   }
   ~Prefetcher() {
@@ -203,7 +203,7 @@ public:
   std::optional<PreparedStudy> next() {
     if (depth_ == 0 || (background_ && next_ == 0)) {
       if (next_ >= uids_.size() || interrupted()) return std::nullopt;
-      PreparedStudy p = predictor_.prepare(index_, uids_[next_++], first_threads_);
+      PreparedStudy p = predictor_.prepare(index_, uids_[next_++], threads_);
       if (depth_ > 0) worker_ = std::thread([this] { produce(1); });
       return p;
     }
@@ -249,7 +249,7 @@ private:
   const StudyIndex& index_;
   std::vector<std::string> uids_;
   std::size_t depth_, next_ = 0;
-  int threads_, first_threads_;
+  int threads_;
   bool background_;
   std::thread worker_;
   std::mutex mutex_;
@@ -350,8 +350,8 @@ int predict_batch(const BatchOptions& options) {
   const bool synthetic = is_synthetic("segmentation") || is_synthetic("classifier");
   // Loading ahead: on CUDA the models leave the CPU to the loader, so 2 studies ahead at normal priority; on the
   // CPU the models keep every core busy, so 1 study ahead at the lowest priority, which takes their idle time
-  // and the time they wait for it without slowing them down (a normal-priority loader made them slower: the
-  // LibTorch threads wait for each other whenever one of them is descheduled). Measured on 2 cores, README.
+  // and the time they wait for it without slowing them down (a normal-priority loader gained less and once lost:
+  // the LibTorch threads wait for each other whenever one of them is descheduled). Measured on 2 cores, README.
   const bool cuda = device.rfind("cuda", 0) == 0;
   const std::size_t depth = o.prefetch ? *o.prefetch : cuda ? 2 : 1;
   auto write_outputs = [&](bool final_write) {
@@ -386,7 +386,7 @@ int predict_batch(const BatchOptions& options) {
   std::vector<std::string> todo;
   for (const auto& uid : plan)
     if (!done.count(uid)) todo.push_back(uid);
-  Prefetcher prefetcher(predictor, index, todo, depth, o.p.threads, /*background=*/!cuda, o.p.threads);
+  Prefetcher prefetcher(predictor, index, todo, depth, o.p.threads, /*background=*/!cuda);
   for (const auto& uid : todo) {
     if (interrupted()) {
       stopped = true;
