@@ -114,12 +114,10 @@ int64_t HostTensor::numel() const {
 }
 
 namespace {
+
 int cancelled_by_signal() {
   return interrupted() ? 1 : 0;
 }
-}  // namespace
-
-namespace {
 
 // Output buffers handed over by the plugin -> HostTensors (and the buffers released).
 std::vector<HostTensor> take_outputs(cspine_tensor* outs, int n) {

@@ -217,7 +217,7 @@ bool channels_last() {
 
 // A study's int16 HU volume (slices x rows x cols) on a model's device. On the CPU it borrows the caller's
 // memory (no copy); on CUDA it is a device copy.
-struct DeviceVolume {
+struct VolumeOnDevice {
   torch::Tensor hu;
 };
 
@@ -328,7 +328,7 @@ __attribute__((visibility("default"))) void* cspine_backend_volume_upload(void* 
   try {
     const Model& m = *static_cast<Model*>(model);
     c10::InferenceMode guard;
-    auto v = std::make_unique<DeviceVolume>();
+    auto v = std::make_unique<VolumeOnDevice>();
     if (m.device.is_cuda()) v->hu = upload_pinned(hu, slices, rows, cols, m.device);
     else v->hu = torch::from_blob(const_cast<int16_t*>(hu), {slices, rows, cols}, torch::kInt16);
     return v.release();
@@ -339,12 +339,12 @@ __attribute__((visibility("default"))) void* cspine_backend_volume_upload(void* 
 }
 
 __attribute__((visibility("default"))) void cspine_backend_volume_free(void* volume) {
-  delete static_cast<DeviceVolume*>(volume);
+  delete static_cast<VolumeOnDevice*>(volume);
 }
 
 namespace {
 const torch::Tensor& volume_on(const void* volume, const Model& m) {
-  const torch::Tensor& hu = static_cast<const DeviceVolume*>(volume)->hu;
+  const torch::Tensor& hu = static_cast<const VolumeOnDevice*>(volume)->hu;
   if (hu.device() != m.device)
     throw std::runtime_error("the volume is on " + hu.device().str() + ", the model on " + m.device.str());
   return hu;
@@ -428,7 +428,7 @@ __attribute__((visibility("default"))) int cspine_backend_volume_crops(const voi
                                                                        char* err, size_t err_size) {
   try {
     c10::InferenceMode guard;
-    const torch::Tensor& vol = static_cast<const DeviceVolume*>(volume)->hu;
+    const torch::Tensor& vol = static_cast<const VolumeOnDevice*>(volume)->hu;
     const auto x = build_crops(vol, hu_low, hu_high, boxes, indices, n, nsl, ch, height, width);
     torch::from_blob(out, {n, nsl, ch, height, width}, torch::kFloat32).copy_(x);
     return 0;
