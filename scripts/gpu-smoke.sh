@@ -4,7 +4,8 @@
 # by a cspine executable built here with Debian's libraries, which travel as a bundle.
 #   scripts/gpu-smoke.sh prepare   # here: build, bundle bin/cspine and its Debian libraries into .gpu/
 #   scripts/gpu-smoke.sh run       # there (carry .gpu): build the plugin, load it, report CUDA, then run
-#                                  # cspine predict on CPU, CUDA and CUDA fp16 and compare the probabilities
+#                                  # cspine predict on CPU, CUDA and CUDA fp16 and compare the probabilities,
+#                                  # and the device-preprocessing unit tests on CUDA
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 BUILD_DIR="${BUILD_DIR:-$ROOT/build}"
@@ -13,10 +14,11 @@ BUNDLE="$ROOT/.gpu"
 case "${1:-}" in
 prepare)
   "$ROOT/scripts/build.sh" >/dev/null
-  rm -rf "$BUNDLE" /tmp/cspine-bundle && mkdir -p "$BUNDLE" /tmp/cspine-bundle/bin /tmp/cspine-bundle/lib
-  cp "$BUILD_DIR/cspine" /tmp/cspine-bundle/bin/
-  # Every library the executable needs except the C and C++ runtimes, which the other machine has (newer).
-  ldd "$BUILD_DIR/cspine" | awk '/=>/ {print $3}' |
+  rm -rf "$BUNDLE/runtime.tar.xz" /tmp/cspine-bundle && mkdir -p "$BUNDLE" /tmp/cspine-bundle/bin /tmp/cspine-bundle/lib
+  # cspine, and the unit tests (their device-preprocessing tests run on CUDA there).
+  cp "$BUILD_DIR/cspine" "$BUILD_DIR/tests/unit_tests" /tmp/cspine-bundle/bin/
+  # Every library the executables need except the C and C++ runtimes, which the other machine has (newer).
+  ldd "$BUILD_DIR/cspine" "$BUILD_DIR/tests/unit_tests" | awk '/=>/ {print $3}' | sort -u |
     grep -vE '/(libc|libm|libdl|libpthread|librt|libstdc\+\+|libgcc_s)\.so' |
     while read -r lib; do cp -L "$lib" /tmp/cspine-bundle/lib/; done
   # DCMTK's data dictionary is a run-time file (Debian: /usr/share/libdcmtk17): it travels too.
@@ -73,6 +75,9 @@ for run, tol in (("cuda", 1e-3), ("fp16", 2e-2)):
     worst = max(abs(a - b) for u in cpu for a, b in zip(cpu[u], other[u]))
     print(f"max |cpu - {run}| = {worst:.2e} (stated tolerance {tol})", "OK" if worst <= tol else "OVER")
 PY
+  echo "== device preprocessing on CUDA against the host rule (unit tests: crops, classifier, segmentation)"
+  CSPINE_TEST_DEVICE=cuda CSPINE_SOURCE_DIR="$ROOT" LD_LIBRARY_PATH=/tmp/cspine-rt/lib \
+    /tmp/cspine-rt/bin/unit_tests --gtest_filter='DevicePreprocess.*'
   echo "gpu-smoke: done"
   ;;
 *)
