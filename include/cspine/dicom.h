@@ -29,6 +29,11 @@ struct SliceHeader {
   std::optional<double> slice_thickness, gantry_tilt;
   double rescale_slope = 1.0, rescale_intercept = 0.0;
   std::optional<int32_t> padding_value, padding_range_limit;
+  std::string specific_character_set;  // as read; text fields above are converted to UTF-8
+  // Why this image cannot be used although its header could be read (pixel data shorter or longer than the
+  // header claims, a compressed frame that disagrees with Rows/Columns, an impossible matrix or spacing);
+  // empty when none was found. Such images are left out of their series with a `skipped-file` warning.
+  std::string defect;
 
   bool is_localizer() const;
   bool is_secondary_capture() const;
@@ -89,6 +94,11 @@ struct SliceOrder {
 // names; InstanceNumber is only compared to report reversed numbering. All slices must carry position
 // and orientation (the loader checks that first).
 SliceOrder order_slices(const std::vector<SliceHeader>& slices);
+
+// Largest Rows or Columns accepted (CT is 512, rarely 1024; 8192 bounds one slice to 128 MB).
+inline constexpr int kMaxMatrix = 8192;
+// Largest volume accepted (voxels), checked before the volume is allocated: 2^31 voxels are 4 GiB of int16.
+inline constexpr std::size_t kMaxVolumeVoxels = std::size_t{1} << 31;
 
 struct LoadOptions {
   int threads = 0;                 // 0: all cores

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "util/text.h"
 #include "cli/commands.h"
 #include "cspine/contract.h"
 #include "cspine/dicom.h"
@@ -121,7 +122,7 @@ void add_preprocess(CLI::App& app, Runner& run) {
                        static_cast<std::size_t>(c.height), static_cast<std::size_t>(c.width)});
         report["vertebrae"] = vertebrae;
       }
-      write_text_atomically((fs::path(opt->out) / "preprocess.json").string(), report.dump(1) + "\n");
+      write_text_atomically((fs::path(opt->out) / "preprocess.json").string(), dump_json(report, 1) + "\n");
       log_info("wrote " + opt->out);
       return 0;
     };

@@ -2,6 +2,7 @@
 
 #include <dcmtk/config/osconfig.h>
 #include <dcmtk/dcmdata/dcdict.h>
+#include <dcmtk/dcmdata/dcvr.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dcrleerg.h>
 #include <dcmtk/dcmdata/dcxfer.h>
@@ -45,6 +46,9 @@ void ensure_codecs() {
   std::call_once(once, [] {
     // DCMTK logs to its own logger; cspine reports what matters through its warnings instead.
     OFLog::configure(OFLogger::FATAL_LOG_LEVEL);
+    // Elements stored with VR UN (an implicit-VR file converted by a tool that did not know the tag) are read
+    // with their dictionary VR, so Rows stays 512 instead of "00\\02" as hex text.
+    dcmEnableUnknownVRConversion.set(OFTrue);
     DJDecoderRegistration::registerCodecs();
     DJEncoderRegistration::registerCodecs();
     DJLSDecoderRegistration::registerCodecs();

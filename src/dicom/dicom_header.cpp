@@ -5,6 +5,11 @@
 #include <dcmtk/dcmdata/dcfilefo.h>
 #include <dcmtk/dcmdata/dcitem.h>
 #include <dcmtk/dcmdata/dcmetinf.h>
+#include <dcmtk/dcmdata/dcfcache.h>
+#include <dcmtk/dcmdata/dcpixel.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
+#include <dcmtk/dcmdata/dcspchrs.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmdata/dcxfer.h>
 
@@ -16,6 +21,8 @@
 
 #include "cspine/dicom.h"
 #include "dicom/codecs.h"
+#include "dicom/frame_check.h"
+#include "util/text.h"
 
 namespace cspine::dicom {
 
@@ -150,6 +157,78 @@ auto lookup(DcmItem* dataset, bool multiframe, long frame, const DcmTagKey& macr
   return get(dataset);
 }
 
+
+// Free text in the file's SpecificCharacterSet (ISO_IR 100 = Latin-1, ...) to UTF-8 (DCMTK's converter); bytes
+// that still are not UTF-8 (a wrong or missing character set) are escaped, never passed on.
+std::string text_to_utf8(const std::string& raw, const std::string& charset) {
+  bool ascii = true;
+  for (char c : raw) ascii &= static_cast<unsigned char>(c) < 0x80;
+  if (ascii) return raw;
+  if (!charset.empty() && charset != "ISO_IR 192") {
+    DcmSpecificCharacterSet converter;
+    OFString out;
+    if (converter.selectCharacterSet(charset.c_str()).good() &&
+        converter.convertString(OFString(raw.c_str(), raw.size()), out).good())
+      return valid_utf8(std::string(out.c_str(), out.length()));
+  }
+  return valid_utf8(raw);
+}
+
+// Checks what the header claims about the pixel data against the pixel data itself, before any buffer is
+// sized from it: the length of native data; for encapsulated data the fragments and the first frame's own
+// image header (read from the file, at most 4 KB). Returns why the image cannot be used, or "".
+std::string pixel_data_defect(DcmItem* ds, const SliceHeader& h) {
+  const std::string q = "'" + h.path + "'";
+  if (h.rows <= 0 || h.columns <= 0) return "";  // refused by the series check with its own message
+  if (h.rows > kMaxMatrix || h.columns > kMaxMatrix)
+    return q + " claims a " + std::to_string(h.columns) + "x" + std::to_string(h.rows) + " matrix, over the " +
+           std::to_string(kMaxMatrix) + " limit";
+  if (h.pixel_spacing) {
+    const auto& ps = *h.pixel_spacing;
+    if (!(ps[0] > 0 && ps[1] > 0 && ps[0] < 1000 && ps[1] < 1000))
+      return q + " has an impossible PixelSpacing " + std::to_string(ps[0]) + "\\" + std::to_string(ps[1]) + " mm";
+  }
+  if (!h.has_pixel_data || h.samples_per_pixel != 1 || (h.bits_allocated != 8 && h.bits_allocated != 16))
+    return "";  // refused elsewhere with a message of its own
+  DcmElement* el = nullptr;
+  if (ds->findAndGetElement(DCM_PixelData, el).bad() || el == nullptr) return "";
+  const DcmXfer x(h.transfer_syntax_uid.c_str());
+  const uint64_t frame_bytes = static_cast<uint64_t>(h.rows) * static_cast<uint64_t>(h.columns) *
+                               static_cast<uint64_t>(h.bits_allocated / 8);
+  const uint64_t needed = frame_bytes * static_cast<uint64_t>(h.number_of_frames);
+  if (x.getXfer() == EXS_Unknown) return "";  // refused when decoding, with the transfer syntax named
+  if (x.isNotEncapsulated()) {
+    if (x.getXfer() == EXS_DeflatedLittleEndianExplicit) return "";  // length known only after inflating
+    const uint64_t have = el->getLength();
+    if (have < needed)
+      return q + ": pixel data holds " + std::to_string(have) + " bytes, fewer than the " + std::to_string(needed) +
+             " that Rows x Columns x BitsAllocated x frames need (truncated file?)";
+    if (have > needed + 1)
+      return q + ": pixel data holds " + std::to_string(have) + " bytes, more than the " + std::to_string(needed) +
+             " that Rows x Columns x BitsAllocated x frames need: the header does not describe the data";
+    return "";
+  }
+  try {
+    auto* pd = dynamic_cast<DcmPixelData*>(el);
+    DcmPixelSequence* seq = nullptr;
+    if (pd == nullptr || pd->getEncapsulatedRepresentation(x.getXfer(), nullptr, seq).bad() || seq == nullptr)
+      return q + ": encapsulated pixel data cannot be read (truncated file?)";
+    const dicom::Codestream kind = dicom::codestream_kind(h.transfer_syntax_uid);
+    const auto frames = dicom::frame_fragments(seq, h.number_of_frames, kind, h.path);
+    DcmPixelItem* item = nullptr;
+    if (seq->getItem(item, frames.front().first).bad() || item == nullptr)
+      return q + ": encapsulated pixel data cannot be read (truncated file?)";
+    const Uint32 len = std::min<Uint32>(item->getLength(), 4096);
+    std::vector<uint8_t> head(len);
+    DcmFileCache cache;
+    if (len == 0 || item->getPartialValue(head.data(), 0, len, &cache).bad())
+      return q + ": the first compressed frame cannot be read (truncated file?)";
+    dicom::check_frame_header(head.data(), head.size(), item->getLength(), kind, h, h.path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
 }  // namespace
 
 }  // namespace cspine::dicom
@@ -167,6 +246,15 @@ bool SliceHeader::is_secondary_capture() const {
 std::vector<SliceHeader> read_slice_headers(const std::string& path) {
   DcmFileFormat file;
   dicom::load_file(file, path, /*headers_only=*/true);
+  return dicom::slice_headers_of(file, path);
+}
+
+}  // namespace cspine
+
+namespace cspine::dicom {
+
+std::vector<SliceHeader> slice_headers_of(DcmFileFormat& file, const std::string& path) {
+  constexpr long kMaxFrames = 65536;
   DcmItem* ds = file.getDataset();
   DcmItem* meta = file.getMetaInfo();
   using dicom::get_double;
@@ -188,7 +276,8 @@ std::vector<SliceHeader> read_slice_headers(const std::string& path) {
   if (base.sop_class_uid.empty()) base.sop_class_uid = get_string(meta, DCM_MediaStorageSOPClassUID);
   base.modality = get_string(ds, DCM_Modality);
   base.photometric = get_string(ds, DCM_PhotometricInterpretation);
-  base.series_description = get_string(ds, DCM_SeriesDescription);
+  base.specific_character_set = get_string(ds, DCM_SpecificCharacterSet);
+  base.series_description = dicom::text_to_utf8(get_string(ds, DCM_SeriesDescription), base.specific_character_set);
   base.image_type = dicom::split_backslash(get_string(ds, DCM_ImageType));
   if (auto v = get_int(ds, DCM_InstanceNumber)) base.instance_number = static_cast<int>(*v);
   if (auto v = get_int(ds, DCM_SeriesNumber)) base.series_number = static_cast<int>(*v);
@@ -199,7 +288,13 @@ std::vector<SliceHeader> read_slice_headers(const std::string& path) {
   base.high_bit = static_cast<int>(get_int(ds, DCM_HighBit).value_or(base.bits_stored - 1));
   base.pixel_representation = static_cast<int>(get_int(ds, DCM_PixelRepresentation).value_or(0));
   base.samples_per_pixel = static_cast<int>(get_int(ds, DCM_SamplesPerPixel).value_or(1));
-  base.number_of_frames = std::max(1, static_cast<int>(get_int(ds, DCM_NumberOfFrames).value_or(1)));
+  const long frames = get_int(ds, DCM_NumberOfFrames).value_or(1);
+  // A header is not allowed to size anything by itself: a file claiming millions of frames is refused here,
+  // before one SliceHeader per frame is made.
+  if (frames > kMaxFrames)
+    throw Error(ExitCode::unusable_series, "'" + path + "' claims NumberOfFrames " + std::to_string(frames) +
+                                               ", over the " + std::to_string(kMaxFrames) + " limit");
+  base.number_of_frames = std::max(1, static_cast<int>(frames));
   base.has_pixel_data = ds->tagExists(DCM_PixelData);
   base.gantry_tilt = get_double(ds, DCM_GantryDetectorTilt);
   const bool is_signed = base.pixel_representation == 1;
@@ -239,7 +334,19 @@ std::vector<SliceHeader> read_slice_headers(const std::string& path) {
     }
     out.push_back(std::move(h));
   }
+  // One check of the pixel data for the file, recorded on each of its frames.
+  if (!out.empty()) {
+    const std::string defect = dicom::pixel_data_defect(ds, out.front());
+    for (auto& h : out) {
+      if (!defect.empty()) h.defect = defect;
+      else if (h.pixel_spacing && h.defect.empty()) {
+        const auto& ps = *h.pixel_spacing;  // per-frame spacing of enhanced images
+        if (!(ps[0] > 0 && ps[1] > 0 && ps[0] < 1000 && ps[1] < 1000))
+          h.defect = "'" + path + "' frame " + std::to_string(h.frame) + " has an impossible PixelSpacing";
+      }
+    }
+  }
   return out;
 }
 
-}  // namespace cspine
+}  // namespace cspine::dicom

@@ -6,15 +6,27 @@
 #include <dcmtk/dcmdata/dcpixel.h>
 #include <dcmtk/dcmdata/dcfcache.h>
 #include <dcmtk/dcmdata/dcxfer.h>
-#include <gdcmImage.h>
-#include <gdcmImageReader.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
+#include <gdcmDataElement.h>
+#include <gdcmFragment.h>
+#include <gdcmJPEG2000Codec.h>
+#include <gdcmJPEGCodec.h>
+#include <gdcmJPEGLSCodec.h>
+#include <gdcmPixelFormat.h>
+#include <gdcmPhotometricInterpretation.h>
+#include <gdcmRLECodec.h>
+#include <gdcmSequenceOfFragments.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <memory>
+#include <sstream>
 
 #include "cspine/error.h"
 #include "dicom/dicom_header.h"
+#include "dicom/frame_check.h"
 #include "util/log.h"
 
 namespace cspine::dicom {
@@ -116,31 +128,95 @@ void check_format(const std::string& path, const SliceHeader& h) {
   if (h.rows <= 0 || h.columns <= 0) throw SeriesError("'" + path + "' has no Rows/Columns");
 }
 
-void decode_with_gdcm(const std::string& path, const std::vector<FrameTarget>& targets, int16_t padding_hu,
-                      DecodeStats* stats) {
-  gdcm::ImageReader reader;
-  reader.SetFileName(path.c_str());
-  if (!reader.Read()) throw Error(ExitCode::unusable_series, "cannot decode '" + path + "' with GDCM");
-  const gdcm::Image& image = reader.GetImage();
-  const gdcm::PixelFormat& pf = image.GetPixelFormat();
-  const unsigned bits = pf.GetBitsAllocated();
-  const SliceHeader& h0 = *targets.front().header;
-  if (image.GetDimension(0) != static_cast<unsigned>(h0.columns) || image.GetDimension(1) != static_cast<unsigned>(h0.rows))
-    throw Error(ExitCode::unusable_series, "'" + path + "': decoded image size differs from Rows/Columns");
-  std::vector<char> buffer(image.GetBufferLength());
-  if (!image.GetBuffer(buffer.data()))
-    throw Error(ExitCode::unusable_series, "cannot decode the pixel data of '" + path + "' (GDCM)");
-  const std::size_t frame_values = static_cast<std::size_t>(h0.rows) * h0.columns;
-  const std::size_t bytes = bits / 8;
+// The file as it is now must still be the image that was indexed: a slice replaced by another study's (or
+// rewritten with another matrix) between indexing and loading is skipped, not scored under the wrong study.
+void verify_unchanged(DcmFileFormat& file, const std::string& path, const std::vector<FrameTarget>& targets) {
+  const std::vector<SliceHeader> now = slice_headers_of(file, path);
   for (const auto& t : targets) {
-    const std::size_t offset = static_cast<std::size_t>(t.header->frame) * frame_values * bytes;
-    if (offset + frame_values * bytes > buffer.size())
-      throw Error(ExitCode::unusable_series, "'" + path + "': pixel data is shorter than Rows x Columns x frames");
-    const std::size_t c = stored_to_hu(buffer.data() + offset, static_cast<int>(bits), frame_values, *t.header,
-                                       padding_hu, t.dst, stats ? &stats->stray_bits : nullptr);
-    if (stats) stats->clamped += c;
+    const SliceHeader& was = *t.header;
+    if (static_cast<std::size_t>(was.frame) >= now.size())
+      throw SeriesError("'" + path + "' changed after it was indexed: it now has " + std::to_string(now.size()) +
+                        " frame(s)");
+    const SliceHeader& is = now[static_cast<std::size_t>(was.frame)];
+    std::string what;
+    const auto differ = [&](const char* name, const auto& a, const auto& b, const std::string& shown) {
+      if (what.empty() && !(a == b)) what = std::string(name) + shown;
+    };
+    const auto show = [](const std::string& a, const std::string& b) { return " '" + b + "' (indexed: '" + a + "')"; };
+    const auto num = [](long a, long b) { return " " + std::to_string(b) + " (indexed: " + std::to_string(a) + ")"; };
+    differ("StudyInstanceUID", was.study_uid, is.study_uid, show(was.study_uid, is.study_uid));
+    differ("SeriesInstanceUID", was.series_uid, is.series_uid, show(was.series_uid, is.series_uid));
+    differ("SOPInstanceUID", was.sop_instance_uid, is.sop_instance_uid, show(was.sop_instance_uid, is.sop_instance_uid));
+    differ("TransferSyntaxUID", was.transfer_syntax_uid, is.transfer_syntax_uid,
+           show(was.transfer_syntax_uid, is.transfer_syntax_uid));
+    differ("Rows", was.rows, is.rows, num(was.rows, is.rows));
+    differ("Columns", was.columns, is.columns, num(was.columns, is.columns));
+    differ("BitsAllocated", was.bits_allocated, is.bits_allocated, num(was.bits_allocated, is.bits_allocated));
+    differ("BitsStored", was.bits_stored, is.bits_stored, num(was.bits_stored, is.bits_stored));
+    differ("HighBit", was.high_bit, is.high_bit, num(was.high_bit, is.high_bit));
+    differ("PixelRepresentation", was.pixel_representation, is.pixel_representation,
+           num(was.pixel_representation, is.pixel_representation));
+    differ("SamplesPerPixel", was.samples_per_pixel, is.samples_per_pixel, num(was.samples_per_pixel, is.samples_per_pixel));
+    differ("NumberOfFrames", was.number_of_frames, is.number_of_frames, num(was.number_of_frames, is.number_of_frames));
+    differ("ImagePositionPatient", was.position, is.position, "");
+    differ("ImageOrientationPatient", was.orientation, is.orientation, "");
+    differ("PixelSpacing", was.pixel_spacing, is.pixel_spacing, "");
+    differ("RescaleSlope", was.rescale_slope, is.rescale_slope, "");
+    differ("RescaleIntercept", was.rescale_intercept, is.rescale_intercept, "");
+    differ("PixelPaddingValue", was.padding_value, is.padding_value, "");
+    if (!what.empty()) throw SeriesError("'" + path + "' changed after it was indexed: " + what);
+    if (!is.defect.empty()) throw SeriesError(is.defect);
   }
-  if (stats) stats->used_gdcm = true;
+}
+
+// One frame's fragments decoded with GDCM's codec for `kind`, in memory: GDCM never parses the file itself (its
+// parser asserts on truncated encapsulated data), and the frame's own header was checked against Rows/Columns
+// first (its JPEG 2000 codec writes what the codestream holds into a buffer sized from the header).
+std::vector<char> decode_frame_with_gdcm(DcmPixelSequence* seq, std::pair<unsigned long, unsigned long> items,
+                                         const SliceHeader& h, Codestream kind, const std::string& path) {
+  gdcm::SmartPointer<gdcm::SequenceOfFragments> fragments = new gdcm::SequenceOfFragments;
+  for (unsigned long i = items.first; i < items.second; ++i) {
+    DcmPixelItem* item = nullptr;
+    Uint8* data = nullptr;
+    if (seq->getItem(item, i).bad() || item == nullptr || item->getUint8Array(data).bad() || data == nullptr)
+      throw SeriesError("'" + path + "': fragment " + std::to_string(i) + " of the pixel data cannot be read");
+    gdcm::Fragment f;
+    f.SetByteValue(reinterpret_cast<const char*>(data), gdcm::VL(item->getLength()));
+    fragments->AddFragment(f);
+  }
+  gdcm::DataElement in(gdcm::Tag(0x7fe0, 0x0010));
+  in.SetVLToUndefined();
+  in.SetValue(*fragments);
+  std::unique_ptr<gdcm::ImageCodec> codec;
+  switch (kind) {
+    case Codestream::jpeg2000: codec = std::make_unique<gdcm::JPEG2000Codec>(); break;
+    case Codestream::jpeg: codec = std::make_unique<gdcm::JPEGCodec>(); break;
+    case Codestream::jpeg_ls: codec = std::make_unique<gdcm::JPEGLSCodec>(); break;
+    case Codestream::rle: codec = std::make_unique<gdcm::RLECodec>(); break;
+    case Codestream::other: throw SeriesError("'" + path + "': no decoder for " + transfer_syntax_name(h.transfer_syntax_uid));
+  }
+  const unsigned dims[3] = {static_cast<unsigned>(h.columns), static_cast<unsigned>(h.rows), 1};
+  codec->SetNumberOfDimensions(2);
+  codec->SetDimensions(dims);
+  codec->SetPixelFormat(gdcm::PixelFormat(static_cast<unsigned short>(h.samples_per_pixel),
+                                          static_cast<unsigned short>(h.bits_allocated),
+                                          static_cast<unsigned short>(std::clamp(h.bits_stored, 1, h.bits_allocated)),
+                                          static_cast<unsigned short>(std::clamp(h.high_bit, 0, h.bits_allocated - 1)),
+                                          static_cast<unsigned short>(h.pixel_representation == 1 ? 1 : 0)));
+  gdcm::PhotometricInterpretation pi = gdcm::PhotometricInterpretation::GetPIType(h.photometric.c_str());
+  if (pi == gdcm::PhotometricInterpretation::UNKNOWN || pi == gdcm::PhotometricInterpretation::PI_END)
+    pi = gdcm::PhotometricInterpretation::MONOCHROME2;
+  codec->SetPhotometricInterpretation(pi);
+  codec->SetPlanarConfiguration(0);
+  gdcm::DataElement out;
+  if (!codec->Decode(in, out)) throw SeriesError("cannot decode the pixel data of '" + path + "' (GDCM)");
+  const gdcm::ByteValue* bv = out.GetByteValue();
+  const std::size_t expected = static_cast<std::size_t>(h.rows) * static_cast<std::size_t>(h.columns) *
+                               static_cast<std::size_t>(h.bits_allocated / 8);
+  if (bv == nullptr || static_cast<std::size_t>(static_cast<uint32_t>(bv->GetLength())) < expected)
+    throw SeriesError("'" + path + "': the decoded frame holds " + std::to_string(bv ? static_cast<uint32_t>(bv->GetLength()) : 0u) +
+                      " bytes, not the " + std::to_string(expected) + " that Rows x Columns x BitsAllocated need");
+  return std::vector<char>(bv->GetPointer(), bv->GetPointer() + expected);
 }
 
 // Native (uncompressed) pixel data: the header is parsed with large values left on disk, then each frame
@@ -150,6 +226,7 @@ void decode_native(const std::string& path, const std::vector<FrameTarget>& targ
                    DecodeStats* stats) {
   DcmFileFormat file;
   load_file(file, path, /*headers_only=*/true);
+  verify_unchanged(file, path, targets);
   DcmElement* el = nullptr;
   if (file.getDataset()->findAndGetElement(DCM_PixelData, el).bad() || el == nullptr)
     throw SeriesError("'" + path + "' has no pixel data (7FE0,0010)");
@@ -163,7 +240,7 @@ void decode_native(const std::string& path, const std::vector<FrameTarget>& targ
   const Uint32 have = el->getLength();
   for (const auto& t : targets) {
     const std::size_t offset = static_cast<std::size_t>(t.header->frame) * frame_bytes;
-    if (offset + frame_bytes > have)
+    if (offset + frame_bytes > have)  // verify_unchanged checked the length already; this guards the read
       throw Error(ExitCode::unusable_series, "'" + path + "': pixel data holds " + std::to_string(have) +
                                                  " bytes, fewer than Rows x Columns x frames needs (truncated file?)");
     OFCondition c = el->getPartialValue(buffer.data(), static_cast<Uint32>(offset), static_cast<Uint32>(frame_bytes),
@@ -177,10 +254,8 @@ void decode_native(const std::string& path, const std::vector<FrameTarget>& targ
 
 // Returns false (with `why`) when only the codec failed, so that another decoder may try; throws when
 // the file itself is unreadable (truncated, not DICOM), where a second decoder must not paper over it.
-bool decode_with_dcmtk(const std::string& path, const std::vector<FrameTarget>& targets, int16_t padding_hu,
-                       DecodeStats* stats, std::string& why) {
-  DcmFileFormat file;
-  load_file(file, path, /*headers_only=*/false);
+bool decode_with_dcmtk(DcmFileFormat& file, const std::string& path, const std::vector<FrameTarget>& targets,
+                       int16_t padding_hu, DecodeStats* stats, std::string& why) {
   DcmDataset* ds = file.getDataset();
   OFCondition cond = ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
   if (cond.bad() || !ds->canWriteXfer(EXS_LittleEndianExplicit)) {
@@ -196,6 +271,9 @@ bool decode_with_dcmtk(const std::string& path, const std::vector<FrameTarget>& 
   const std::size_t frame_values = static_cast<std::size_t>(h0.rows) * h0.columns;
   const std::size_t bytes = h0.bits_allocated / 8;
   const std::size_t have = el->getLength();
+  if (have > static_cast<std::size_t>(h0.number_of_frames) * frame_values * bytes + 1)
+    throw SeriesError("'" + path + "': decoded pixel data holds " + std::to_string(have) +
+                      " bytes, more than Rows x Columns x BitsAllocated x frames: the header does not describe the data");
   const void* base = nullptr;
   if (h0.bits_allocated == 16) {
     Uint16* p = nullptr;
@@ -236,23 +314,57 @@ void decode_frames(const std::string& path, const std::vector<FrameTarget>& targ
   const SliceHeader& h0 = *targets.front().header;
   check_format(path, h0);
   if (!h0.has_pixel_data) throw SeriesError("'" + path + "' has no pixel data (7FE0,0010)");
-  if (is_jpeg2000(h0.transfer_syntax_uid)) {
-    decode_with_gdcm(path, targets, padding_hu, stats);
+  if (!h0.defect.empty()) throw SeriesError(h0.defect);
+  const DcmXfer x(h0.transfer_syntax_uid.c_str());
+  if (x.getXfer() != EXS_Unknown && x.isNotEncapsulated() && x.getXfer() != EXS_DeflatedLittleEndianExplicit) {
+    decode_native(path, targets, padding_hu, stats);
     return;
   }
-  {
-    DcmXfer x(h0.transfer_syntax_uid.c_str());
-    if (x.getXfer() != EXS_Unknown && x.isNotEncapsulated() && x.getXfer() != EXS_DeflatedLittleEndianExplicit) {
-      decode_native(path, targets, padding_hu, stats);
-      return;
-    }
-  }
+  DcmFileFormat file;
+  load_file(file, path, /*headers_only=*/false);
+  verify_unchanged(file, path, targets);
   std::string why;
-  if (decode_with_dcmtk(path, targets, padding_hu, stats, why)) return;
+  if (x.getXfer() == EXS_DeflatedLittleEndianExplicit) {
+    if (!decode_with_dcmtk(file, path, targets, padding_hu, stats, why)) throw SeriesError(why);
+    return;
+  }
+  // Encapsulated: the fragments of every wanted frame, and each frame's own image header, are checked against
+  // the DICOM header before a codec sees them.
+  const Codestream kind = codestream_kind(h0.transfer_syntax_uid);
+  DcmElement* el = nullptr;
+  DcmPixelSequence* seq = nullptr;
+  auto* pd = file.getDataset()->findAndGetElement(DCM_PixelData, el).good() ? dynamic_cast<DcmPixelData*>(el) : nullptr;
+  if (pd == nullptr || x.getXfer() == EXS_Unknown || pd->getEncapsulatedRepresentation(x.getXfer(), nullptr, seq).bad() ||
+      seq == nullptr)
+    throw SeriesError("'" + path + "': encapsulated pixel data cannot be read (transfer syntax " +
+                      transfer_syntax_name(h0.transfer_syntax_uid) + ")");
+  const auto frames = frame_fragments(seq, h0.number_of_frames, kind, path);
+  for (const auto& t : targets) {
+    const auto& range = frames.at(static_cast<std::size_t>(t.header->frame));
+    DcmPixelItem* item = nullptr;
+    Uint8* data = nullptr;
+    if (seq->getItem(item, range.first).bad() || item == nullptr || item->getUint8Array(data).bad() || data == nullptr)
+      throw SeriesError("'" + path + "': the compressed frame " + std::to_string(t.header->frame) + " cannot be read");
+    check_frame_header(data, item->getLength(), item->getLength(), kind, *t.header, path);
+  }
+  const std::size_t frame_values = static_cast<std::size_t>(h0.rows) * static_cast<std::size_t>(h0.columns);
+  const auto with_gdcm = [&] {
+    for (const auto& t : targets) {
+      const std::vector<char> raw =
+          decode_frame_with_gdcm(seq, frames.at(static_cast<std::size_t>(t.header->frame)), *t.header, kind, path);
+      const std::size_t c = stored_to_hu(raw.data(), h0.bits_allocated, frame_values, *t.header, padding_hu, t.dst,
+                                         stats ? &stats->stray_bits : nullptr);
+      if (stats) stats->clamped += c;
+    }
+    if (stats) stats->used_gdcm = true;
+  };
+  // DCMTK's free edition has no JPEG 2000 decoder: GDCM's (OpenJPEG) does it.
+  if (kind == Codestream::jpeg2000) return with_gdcm();
+  if (decode_with_dcmtk(file, path, targets, padding_hu, stats, why)) return;
   // A second opinion before giving up: GDCM tolerates some encoder bugs that DCMTK refuses.
   CSPINE_DEBUG("{}; trying GDCM", why);
   try {
-    decode_with_gdcm(path, targets, padding_hu, stats);
+    with_gdcm();
   } catch (const Error& e) {
     throw Error(ExitCode::unusable_series, why + " (GDCM: " + e.what() + ")");
   }

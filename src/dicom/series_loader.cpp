@@ -50,6 +50,15 @@ LoadedSeries load_series(const SeriesInfo& series, const LoadOptions& options) {
   const SliceHeader& first = series.slices[order.order.front()];
   const int cols = first.columns, rows = first.rows;
   const std::size_t plane = static_cast<std::size_t>(cols) * static_cast<std::size_t>(rows);
+  // Sizes come from headers: bounded before anything is allocated (each file's data was checked against its
+  // header when it was indexed, and is checked again when it is decoded).
+  if (cols <= 0 || rows <= 0 || cols > kMaxMatrix || rows > kMaxMatrix)
+    throw SeriesError("'" + first.path + "': a " + std::to_string(cols) + "x" + std::to_string(rows) +
+                      " matrix cannot be loaded (1.." + std::to_string(kMaxMatrix) + ")");
+  if (plane * order.order.size() > kMaxVolumeVoxels)
+    throw SeriesError("series " + series.series_uid + " would be a " + std::to_string(cols) + "x" +
+                      std::to_string(rows) + "x" + std::to_string(order.order.size()) + " volume, over the " +
+                      std::to_string(kMaxVolumeVoxels) + "-voxel limit");
   HuBuffer hu(plane * order.order.size());
 
   // One task per file: a multi-frame file is decoded once for all of its frames.

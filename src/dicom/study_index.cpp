@@ -5,6 +5,7 @@
 #include <cmath>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <set>
 #include <sstream>
@@ -71,8 +72,80 @@ std::string short_name(const std::string& path) { return fs::path(path).filename
 
 // Splits off images that do not belong to the volume of their series (a localizer exported under the same
 // SeriesInstanceUID, a differently oriented reformat) and records why the series can or cannot be scored.
+// The matrix and pixel spacing that a slice contributes to a volume; slices of one volume must agree on it.
+struct Geometry {
+  int rows = 0, columns = 0;
+  std::optional<std::array<double, 2>> spacing;
+  bool operator==(const Geometry& o) const {
+    if (rows != o.rows || columns != o.columns || spacing.has_value() != o.spacing.has_value()) return false;
+    if (!spacing) return true;
+    for (int i = 0; i < 2; ++i)
+      if (std::abs((*spacing)[i] - (*o.spacing)[i]) > 1e-4 * std::max(1.0, std::abs((*spacing)[i]))) return false;
+    return true;
+  }
+  std::string text() const {
+    std::ostringstream os;
+    os << columns << "x" << rows;
+    if (spacing) os << " at " << (*spacing)[1] << "x" << (*spacing)[0] << " mm";
+    return os.str();
+  }
+};
+
+// Keeps the slices that share the most common value of `key`; returns how many were left out and the first.
+template <typename Key, typename KeyOf>
+std::size_t keep_majority(std::vector<SliceHeader>& slices, KeyOf key_of, Key& kept_key, std::string& first_other,
+                          Key& other_key) {
+  std::vector<std::pair<Key, std::size_t>> groups;
+  for (const auto& h : slices) {
+    const Key k = key_of(h);
+    auto g = std::find_if(groups.begin(), groups.end(), [&](auto& p) { return p.first == k; });
+    if (g == groups.end()) groups.push_back({k, 1});
+    else ++g->second;
+  }
+  if (groups.size() <= 1) return 0;
+  const auto best = std::max_element(groups.begin(), groups.end(), [](auto& a, auto& b) { return a.second < b.second; });
+  kept_key = best->first;
+  std::vector<SliceHeader> same;
+  std::size_t other = 0;
+  for (auto& h : slices) {
+    if (!(key_of(h) == kept_key)) {
+      if (other++ == 0) {
+        first_other = h.path;
+        other_key = key_of(h);
+      }
+      continue;
+    }
+    same.push_back(std::move(h));
+  }
+  slices = std::move(same);
+  return other;
+}
+
+// Splits off images that do not belong to the volume of their series (a localizer exported under the same
+// SeriesInstanceUID, a differently oriented reformat, a slice of another matrix size or pixel spacing, a file
+// whose header disagrees with its data) and records why the series can or cannot be scored.
 void check_series(SeriesInfo& s) {
   std::vector<SliceHeader> kept, dropped;
+  // Images whose header disagrees with their pixel data: left out, each named (up to a few) with the reason.
+  std::size_t defects = 0;
+  std::string first_defect;
+  for (auto& h : s.slices) {
+    if (h.defect.empty()) {
+      kept.push_back(std::move(h));
+      continue;
+    }
+    if (defects++ == 0) first_defect = h.defect;
+    if (defects <= 5) s.warnings.push_back({warn::skipped_file, "image left out: " + h.defect});
+  }
+  if (defects > 5)
+    s.warnings.push_back({warn::skipped_file, std::to_string(defects - 5) + " more image(s) left out for the same kind of reason"});
+  s.slices = std::move(kept);
+  kept.clear();
+  if (s.slices.empty() && defects > 0) {
+    s.eligibility = "every image was left out (first: " + first_defect + ")";
+    return;
+  }
+
   // Localizers mixed into an otherwise axial series.
   const bool any_non_localizer = std::any_of(s.slices.begin(), s.slices.end(), [](auto& h) { return !h.is_localizer(); });
   for (auto& h : s.slices) (any_non_localizer && h.is_localizer() ? dropped : kept).push_back(std::move(h));
@@ -83,31 +156,33 @@ void check_series(SeriesInfo& s) {
   s.slices = std::move(kept);
 
   // Majority orientation wins; the rest is another acquisition or a reformat.
-  std::vector<std::pair<std::array<double, 6>, std::size_t>> groups;
-  for (const auto& h : s.slices) {
-    if (!h.orientation) continue;
-    auto g = std::find_if(groups.begin(), groups.end(), [&](auto& p) { return same_orientation(p.first, *h.orientation); });
-    if (g == groups.end()) groups.push_back({*h.orientation, 1});
-    else ++g->second;
-  }
-  if (groups.size() > 1) {
-    auto best = std::max_element(groups.begin(), groups.end(), [](auto& a, auto& b) { return a.second < b.second; });
-    const auto keep = best->first;
-    std::vector<SliceHeader> same;
-    std::size_t other = 0;
+  {
     std::string first_other;
-    for (auto& h : s.slices) {
-      if (h.orientation && !same_orientation(*h.orientation, keep)) {
-        if (first_other.empty()) first_other = short_name(h.path);
-        ++other;
-        continue;
-      }
-      same.push_back(std::move(h));
-    }
-    s.slices = std::move(same);
-    s.warnings.push_back({warn::mixed_series, std::to_string(other) +
-                                                  " image(s) with another orientation were left out (first: " +
-                                                  first_other + ")"});
+    struct Orientation {
+      std::optional<std::array<double, 6>> o;
+      // A slice without orientation joins any group (the eligibility check below refuses it by name).
+      bool operator==(const Orientation& b) const { return !o || !b.o || same_orientation(*o, *b.o); }
+    };
+    Orientation kept_o, other_k;
+    const std::size_t other = keep_majority<Orientation>(
+        s.slices, [](const SliceHeader& h) { return Orientation{h.orientation}; }, kept_o, first_other, other_k);
+    if (other > 0)
+      s.warnings.push_back({warn::mixed_series, std::to_string(other) +
+                                                    " image(s) with another orientation were left out (first: " +
+                                                    short_name(first_other) + ")"});
+  }
+  // Majority matrix size and pixel spacing win: one odd slice is dropped with a warning instead of making the
+  // whole series unusable.
+  {
+    Geometry kept_g, other_g;
+    std::string first_other;
+    const std::size_t other = keep_majority<Geometry>(
+        s.slices, [](const SliceHeader& h) { return Geometry{h.rows, h.columns, h.pixel_spacing}; }, kept_g,
+        first_other, other_g);
+    if (other > 0)
+      s.warnings.push_back({warn::mixed_series, std::to_string(other) + " image(s) of another matrix size or pixel "
+                                                    "spacing were left out (first: '" + first_other + "', " +
+                                                    other_g.text() + " where the series is " + kept_g.text() + ")"});
   }
 
   std::set<std::string> xfers;
@@ -142,10 +217,6 @@ void check_series(SeriesInfo& s) {
     if (!h.position) refuse("position", q(h.path) + " has no ImagePositionPatient: the slice cannot be placed");
     if (!h.orientation) refuse("orientation", q(h.path) + " has no ImageOrientationPatient: the slice cannot be placed");
     if (h.rows <= 0 || h.columns <= 0) refuse("matrix", q(h.path) + " has no Rows/Columns");
-    if (h.rows != f.rows || h.columns != f.columns)
-      refuse("sizes", "mixed matrix sizes: " + q(h.path) + " is " + std::to_string(h.rows) + "x" +
-                          std::to_string(h.columns) + " while " + q(f.path) + " is " + std::to_string(f.rows) + "x" +
-                          std::to_string(f.columns));
   }
   if (s.eligibility.empty() && f.orientation) {
     const auto& o = *f.orientation;
@@ -214,11 +285,18 @@ StudyIndex scan_studies(const std::string& path, const ScanOptions& options) {
     }
   }
   // An unreadable file is reported with the series that lives in its folder (it is most likely one of its
-  // slices), so the study's own report shows it; otherwise with the whole index.
+  // slices), so the study's own report shows it; when its folder holds images of several studies (or series),
+  // nothing says which one it belonged to, so it goes with the whole index instead of an unrelated study.
   std::map<std::string, SeriesInfo*> series_by_folder;
+  std::set<std::string> shared_folders;
   for (auto& [study_uid, series_map] : groups)
     for (auto& [series_uid, s] : series_map)
-      if (!s.slices.empty()) series_by_folder.emplace(parent_folder(s.slices.front().path), &s);
+      for (const auto& h : s.slices) {
+        const std::string folder = parent_folder(h.path);
+        const auto [it, added] = series_by_folder.emplace(folder, &s);
+        if (!added && it->second != &s) shared_folders.insert(folder);
+      }
+  for (const auto& f : shared_folders) series_by_folder.erase(f);
   std::string first_error;
   for (std::size_t i = 0; i < files.size(); ++i) {
     if (errors[i].empty()) continue;

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <sstream>
 
+#include "util/text.h"
 #include "cspine/error.h"
 #include "cspine/evaluate.h"
 #include "eval/inputs.h"
@@ -306,7 +307,7 @@ std::string evaluation_json(const EvaluationResult& r, int indent) {
   } else {
     j["attention_alignment"] = nullptr;
   }
-  return j.dump(indent) + "\n";
+  return dump_json(j, indent) + "\n";
 }
 
 // ---------------------------------------------------------------------------------------------- table

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 
+#include "util/text.h"
 #include "cspine/dicom.h"
 #include "cspine/inspect.h"
 
@@ -101,7 +102,7 @@ std::string inspect_json(const StudyIndex& index, int indent) {
     studies.push_back(js);
   }
   root["studies"] = studies;
-  return root.dump(indent) + "\n";
+  return dump_json(root, indent) + "\n";
 }
 
 std::string inspect_text(const StudyIndex& index) {

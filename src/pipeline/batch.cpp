@@ -33,6 +33,8 @@
 #include "cspine/runtime.h"
 #include "output/predict_outputs.h"
 #include "util/atomic_file.h"
+#include "util/file_lock.h"
+#include "util/text.h"
 #include "util/interrupt.h"
 #include "util/log.h"
 
@@ -101,14 +103,24 @@ public:
           try {
             j = json::parse(line);
           } catch (const json::exception&) {
+            // Only a last line can be half-written by a run that stopped; an unreadable header means the file
+            // is not (or no longer) a journal, and its entries cannot be matched to the models.
+            if (number == 1)
+              throw UsageError("--resume: '" + path + "' does not start with a cspine progress header (line 1 is "
+                               "unreadable); run without --resume to start over");
             log_warn(path + ":" + std::to_string(number) + ": unreadable line ignored (a run stopped while writing it)");
             continue;
           }
           if (number == 1) {
-            if (!j.contains("cspine_progress")) throw InvalidInputError(path + ": not a cspine progress journal");
+            if (!j.is_object() || !j.contains("cspine_progress"))
+              throw InvalidInputError(path + ": not a cspine progress journal");
             if (j.value("models", json()) != header.at("models"))
               throw UsageError("--resume: '" + path +
                                "' was written with other models (or other model files); run without --resume to start over");
+            continue;
+          }
+          if (!j.is_object() || !j.contains("study_uid") || !j["study_uid"].is_string()) {
+            log_warn(path + ":" + std::to_string(number) + ": line without a study ignored");
             continue;
           }
           previous.push_back(std::move(j));
@@ -116,8 +128,8 @@ public:
       }
     }
     // Rewrite the journal with what is kept, so a half-written last line never stays in the middle.
-    std::string text = header.dump() + "\n";
-    for (const auto& e : previous) text += e.dump() + "\n";
+    std::string text = dump_json(header) + "\n";
+    for (const auto& e : previous) text += dump_json(e) + "\n";
     write_text_atomically(path, text);
     file_ = std::fopen(path.c_str(), "a");
     if (!file_) throw OutputError("cannot append to the progress journal '" + path + "'");
@@ -126,7 +138,7 @@ public:
     if (file_) std::fclose(file_);
   }
   void append(const json& entry) {
-    const std::string line = entry.dump() + "\n";
+    const std::string line = dump_json(entry) + "\n";
     if (std::fwrite(line.data(), 1, line.size(), file_) != line.size() || std::fflush(file_) != 0)
       throw OutputError("cannot append to the progress journal '" + path_ + "'");
     ::fsync(::fileno(file_));
@@ -285,6 +297,8 @@ int predict_batch(const BatchOptions& options) {
   const auto t_start = Clock::now();
   // Outputs first: a typo in a path should not cost a model load and a scan.
   check_output_path(o.output);
+  // One run per output: two runs on the same -o would interleave their journal and outputs.
+  const FileLock lock(o.output + ".lock", "the output '" + o.output + "'");
   if (!o.wide_csv.empty()) check_output_path(o.wide_csv);
   if (!o.report.empty()) check_output_path(o.report);
   if (!o.masks.empty()) {
@@ -373,7 +387,7 @@ int predict_batch(const BatchOptions& options) {
                      {"studies", entries}};
       if (synthetic)
         report["note"] = "these models were trained on synthetic phantoms only: not validated on real CT, not for clinical use";
-      write_text_atomically(o.report, report.dump(1) + "\n");
+      write_text_atomically(o.report, dump_json(report, 1) + "\n");
     }
   };
 

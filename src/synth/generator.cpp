@@ -10,6 +10,7 @@
 #include <optional>
 #include <sstream>
 
+#include "util/text.h"
 #include "cspine/dicom_writer.h"
 #include "cspine/error.h"
 #include "cspine/synth.h"
@@ -509,7 +510,7 @@ void write_tables(const fs::path& out, const SynthOptions& o, const std::vector<
                             {"inject", o.inject}}},
                           {"studies_written", records.size()},
                           {"studies", studies}};
-  write_text(out / "synth.json", manifest.dump(1) + "\n");
+  write_text(out / "synth.json", dump_json(manifest, 1) + "\n");
 }
 
 void prepare_output(const SynthOptions& o) {
