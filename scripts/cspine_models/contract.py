@@ -54,6 +54,10 @@ def classifier_contract(size=(96, 96), hu_window=(-500.0, 1300.0), offsets=(-1, 
     }
 
 
+def _int(x):
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
 def _need(cond, what):
     if not cond:
         raise ContractError(what)
@@ -64,40 +68,50 @@ def validate(c):
     _need(isinstance(c, dict), "contract is not a JSON object")
     _need(c.get("format") == "cspine-model", "'format' must be \"cspine-model\"")
     v = c.get("contract_version")
-    _need(isinstance(v, int), "'contract_version' missing or not an integer")
+    _need(_int(v), "'contract_version' missing or not an integer")
     _need(v <= CONTRACT_VERSION, f"contract_version {v} is newer than this cspine understands ({CONTRACT_VERSION})")
     _need(v >= 1, f"contract_version {v} is not valid")
     _need(c.get("kind") in KINDS, f"'kind' must be one of {KINDS}, got {c.get('kind')!r}")
     i = c.get("input")
     _need(isinstance(i, dict), "'input' missing")
     offs = i.get("slice_offsets")
-    _need(isinstance(offs, list) and offs and all(isinstance(o, int) for o in offs), "'input.slice_offsets' must be a non-empty list of integers")
+    _need(isinstance(offs, list) and 0 < len(offs) <= 64 and all(_int(o) and -1000 <= o <= 1000 for o in offs),
+          "'input.slice_offsets' must be a non-empty list of at most 64 integers in -1000..1000")
     _need(i.get("channels") == len(offs), "'input.channels' must equal the number of slice offsets")
     size = i.get("size")
-    _need(isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) and 8 <= s <= 2048 for s in size),
+    _need(isinstance(size, list) and len(size) == 2 and all(_int(s) and 8 <= s <= 2048 for s in size),
           "'input.size' must be [height, width] in 8..2048")
     w = i.get("hu_window")
     _need(isinstance(w, list) and len(w) == 2 and all(isinstance(x, (int, float)) for x in w) and w[1] > w[0],
           "'input.hu_window' must be [low, high] with high > low")
     _need(i.get("resize", "bilinear") == "bilinear", "'input.resize' must be \"bilinear\"")
+    seg = c["kind"] == "segmentation"
+    _need(i.get("layout", "NCHW" if seg else "VNCHW") == ("NCHW" if seg else "VNCHW"),
+          f"'input.layout' must be \"{'NCHW' if seg else 'VNCHW'}\"")
+    _need(i.get("dtype", "float32") == "float32", "'input.dtype' must be \"float32\"")
     o = c.get("output")
     _need(isinstance(o, dict), "'output' missing")
-    if c["kind"] == "segmentation":
+    if seg:
         cls = o.get("classes")
-        _need(isinstance(cls, list) and len(cls) >= 8 and cls[:8] == SEG_CLASSES[:8],
-              "'output.classes' must start with background, C1..C7")
+        _need(isinstance(cls, list) and 8 <= len(cls) <= 255 and cls[:8] == SEG_CLASSES[:8]
+              and all(isinstance(x, str) for x in cls),
+              "'output.classes' must start with background, C1..C7 (at most 255 classes, all strings)")
+        _need(o.get("activation", "softmax") == "softmax", "'output.activation' must be \"softmax\"")
     else:
         n = i.get("slices_per_vertebra")
-        _need(isinstance(n, int) and 1 <= n <= 256, "'input.slices_per_vertebra' must be an integer in 1..256")
+        _need(_int(n) and 1 <= n <= 256, "'input.slices_per_vertebra' must be an integer in 1..256")
         m = i.get("crop_margin")
         _need(isinstance(m, (int, float)) and 0 <= m <= 2, "'input.crop_margin' must be a number in 0..2")
         ms = i.get("min_slices", 5)
-        _need(isinstance(ms, int) and ms >= 1, "'input.min_slices' must be a positive integer")
+        _need(_int(ms) and 1 <= ms <= 100000, "'input.min_slices' must be a positive integer")
         _need(o.get("vertebrae") == VERTEBRAE, "'output.vertebrae' must be C1..C7")
         p = o.get("prior")
         _need(isinstance(p, list) and len(p) == 7 and all(isinstance(x, (int, float)) and 0 <= x <= 1 for x in p),
               "'output.prior' must be 7 probabilities")
         _need(o.get("patient_overall", "noisy_or") == "noisy_or", "'output.patient_overall' must be \"noisy_or\"")
+        _need(o.get("activation", "sigmoid") == "sigmoid", "'output.activation' must be \"sigmoid\"")
+        _need(o.get("outputs", ["logit", "attention"]) == ["logit", "attention"],
+              "'output.outputs' must be [\"logit\", \"attention\"]")
     return c
 
 

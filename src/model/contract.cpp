@@ -1,10 +1,18 @@
 // Parsing and validating the model contract (cspine.json). The rules match scripts/cspine_models/contract.py;
 // messages name the file and the field so a user can fix an export without reading our code.
+//
+// The document is untrusted (any .pt file a user passes): every field is type-checked before it is read, and
+// integers are range-checked as 64-bit values before narrowing, so a wrong type or a huge number is a ModelError
+// naming the field, never a JSON library exception or a silent wrap-around.
 #include "cspine/contract.h"
 
+#include <climits>
+#include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 
 #include "cspine/backend.h"
@@ -16,8 +24,6 @@ namespace {
 
 using nlohmann::json;
 
-const char* const kVertebrae[] = {"C1", "C2", "C3", "C4", "C5", "C6", "C7"};
-
 [[noreturn]] void fail(const std::string& source, const std::string& what) {
   throw ModelError(source + ": model contract: " + what);
 }
@@ -26,8 +32,89 @@ void need(bool ok, const std::string& source, const std::string& what) {
   if (!ok) fail(source, what);
 }
 
-bool is_int(const json& j) {
-  return j.is_number_integer() || j.is_number_unsigned();
+bool is_int(const json& j) { return j.is_number_integer() || j.is_number_unsigned(); }
+
+// An integer value within [lo, hi], checked before narrowing (2^32 + 64 must not pass as 64).
+bool int_in(const json& j, int64_t lo, int64_t hi) {
+  if (j.is_number_unsigned()) {
+    const uint64_t u = j.get<uint64_t>();
+    return u <= static_cast<uint64_t>(INT64_MAX) && static_cast<int64_t>(u) >= lo && static_cast<int64_t>(u) <= hi;
+  }
+  if (j.is_number_integer()) return j.get<int64_t>() >= lo && j.get<int64_t>() <= hi;
+  return false;
+}
+
+bool finite_number(const json& j) { return j.is_number() && std::isfinite(j.get<double>()); }
+
+// A short rendering of a value for messages (type and, for scalars, the value), bounded in length.
+std::string shown(const json& j) {
+  std::string s = j.dump(-1, ' ', false, json::error_handler_t::replace);
+  if (s.size() > 40) s = s.substr(0, 37) + "...";
+  return std::string(j.type_name()) + " " + s;
+}
+
+// Typed access to the fields of one object: `path` is the prefix used in messages ("input.").
+class Fields {
+public:
+  Fields(const json& object, std::string path, const std::string& source)
+      : obj_(object), path_(std::move(path)), source_(source) {}
+
+  const json* find(const char* name) const {
+    const auto it = obj_.find(name);
+    return it == obj_.end() ? nullptr : &*it;
+  }
+  std::string name(const char* field) const { return "'" + path_ + field + "'"; }
+
+  // A string field; `fallback` when absent (nullptr: required).
+  std::string string(const char* field, const char* fallback = nullptr) const {
+    const json* v = find(field);
+    if (!v) {
+      need(fallback != nullptr, source_, name(field) + " missing");
+      return fallback;
+    }
+    need(v->is_string(), source_, name(field) + " must be a string, got " + shown(*v));
+    return v->get<std::string>();
+  }
+  // A string field that must equal `expected` (absent is allowed when `optional`).
+  void expect_string(const char* field, const std::string& expected, bool optional) const {
+    const json* v = find(field);
+    if (!v && optional) return;
+    need(v && v->is_string() && v->get<std::string>() == expected, source_,
+         name(field) + " must be \"" + expected + "\"" + (v ? ", got " + shown(*v) : std::string(" (missing)")));
+  }
+  int integer(const char* field, int64_t lo, int64_t hi, const std::string& rule, std::optional<int> fallback = {}) const {
+    const json* v = find(field);
+    if (!v) {
+      need(fallback.has_value(), source_, name(field) + " missing: " + rule);
+      return *fallback;
+    }
+    need(int_in(*v, lo, hi), source_, name(field) + " " + rule + ", got " + shown(*v));
+    return static_cast<int>(v->get<int64_t>());
+  }
+  double number(const char* field, double lo, double hi, const std::string& rule) const {
+    const json* v = find(field);
+    need(v && finite_number(*v) && v->get<double>() >= lo && v->get<double>() <= hi, source_,
+         name(field) + " " + rule + (v ? ", got " + shown(*v) : std::string(" (missing)")));
+    return v->get<double>();
+  }
+  const json& object(const char* field) const {
+    const json* v = find(field);
+    need(v && v->is_object(), source_, name(field) + " missing or not an object");
+    return *v;
+  }
+
+private:
+  const json& obj_;
+  std::string path_;
+  const std::string& source_;
+};
+
+// A list of strings equal to `expected` (the first expected.size() entries when `prefix_only`).
+bool strings_are(const json& j, const std::vector<std::string>& expected, bool prefix_only) {
+  if (!j.is_array() || j.size() < expected.size() || (!prefix_only && j.size() != expected.size())) return false;
+  for (std::size_t i = 0; i < expected.size(); ++i)
+    if (!j[i].is_string() || j[i].get<std::string>() != expected[i]) return false;
+  return true;
 }
 
 }  // namespace
@@ -40,79 +127,83 @@ ModelContract parse_contract(const std::string& text, const std::string& source)
     fail(source, std::string("cspine.json is not valid JSON (") + e.what() + ")");
   }
   need(c.is_object(), source, "cspine.json is not a JSON object");
-  need(c.value("format", "") == "cspine-model", source, "'format' must be \"cspine-model\"");
-  need(c.contains("contract_version") && is_int(c["contract_version"]), source,
-       "'contract_version' missing or not an integer");
-  ModelContract m;
-  m.version = c["contract_version"].get<int>();
-  need(m.version <= kContractVersion, source,
-       "contract_version " + std::to_string(m.version) + " is newer than this cspine understands (" +
+  const Fields top(c, "", source);
+  top.expect_string("format", "cspine-model", false);
+  const json* version = top.find("contract_version");
+  need(version && is_int(*version), source, "'contract_version' missing or not an integer");
+  const bool newer = version->is_number_unsigned() ? version->get<uint64_t>() > kContractVersion
+                                                  : version->get<int64_t>() > kContractVersion;
+  need(!newer, source,
+       "contract_version " + version->dump() + " is newer than this cspine understands (" +
            std::to_string(kContractVersion) + "); update cspine or export with an older contract");
-  need(m.version >= 1, source, "contract_version " + std::to_string(m.version) + " is not valid");
-  const std::string kind = c.value("kind", "");
+  ModelContract m;
+  need(int_in(*version, 1, kContractVersion), source, "contract_version " + version->dump() + " is not valid");
+  m.version = static_cast<int>(version->get<int64_t>());
+  const std::string kind = top.string("kind", "");
   need(kind == "segmentation" || kind == "classifier", source,
        "'kind' must be \"segmentation\" or \"classifier\", got \"" + kind + "\"");
   m.kind = kind == "segmentation" ? ModelKind::segmentation : ModelKind::classifier;
+  const bool seg = m.kind == ModelKind::segmentation;
 
   need(c.contains("input") && c["input"].is_object(), source, "'input' missing");
   const json& in = c["input"];
-  const json offs = in.value("slice_offsets", json());
-  need(offs.is_array() && !offs.empty(), source, "'input.slice_offsets' must be a non-empty list of integers");
+  const Fields input(in, "input.", source);
+  const json* offs = input.find("slice_offsets");
+  const std::string offsets_rule = "'input.slice_offsets' must be a non-empty list of at most 64 integers in -1000..1000";
+  need(offs && offs->is_array() && !offs->empty() && offs->size() <= 64, source, offsets_rule);
   m.slice_offsets.clear();
-  for (const auto& o : offs) {
-    need(is_int(o), source, "'input.slice_offsets' must be a non-empty list of integers");
-    m.slice_offsets.push_back(o.get<int>());
+  for (const auto& o : *offs) {
+    need(int_in(o, -1000, 1000), source, offsets_rule);
+    m.slice_offsets.push_back(static_cast<int>(o.get<int64_t>()));
   }
-  need(in.contains("channels") && is_int(in["channels"]) && in["channels"].get<int>() == m.channels(), source,
+  const json* channels = input.find("channels");
+  need(channels && int_in(*channels, 1, 64) && channels->get<int64_t>() == m.channels(), source,
        "'input.channels' must equal the number of slice offsets");
-  const json size = in.value("size", json());
-  need(size.is_array() && size.size() == 2 && is_int(size[0]) && is_int(size[1]), source,
-       "'input.size' must be [height, width] in 8..2048");
-  m.height = size[0].get<int>();
-  m.width = size[1].get<int>();
-  need(m.height >= 8 && m.height <= 2048 && m.width >= 8 && m.width <= 2048, source,
-       "'input.size' must be [height, width] in 8..2048");
-  const json w = in.value("hu_window", json());
-  need(w.is_array() && w.size() == 2 && w[0].is_number() && w[1].is_number() && w[1].get<double>() > w[0].get<double>(),
+  const json* size = input.find("size");
+  need(size && size->is_array() && size->size() == 2 && int_in((*size)[0], 8, 2048) && int_in((*size)[1], 8, 2048),
+       source, "'input.size' must be [height, width] in 8..2048");
+  m.height = static_cast<int>((*size)[0].get<int64_t>());
+  m.width = static_cast<int>((*size)[1].get<int64_t>());
+  const json* w = input.find("hu_window");
+  need(w && w->is_array() && w->size() == 2 && finite_number((*w)[0]) && finite_number((*w)[1]) &&
+           (*w)[1].get<double>() > (*w)[0].get<double>(),
        source, "'input.hu_window' must be [low, high] with high > low");
-  m.hu_low = w[0].get<double>();
-  m.hu_high = w[1].get<double>();
-  need(in.value("resize", "bilinear") == "bilinear", source, "'input.resize' must be \"bilinear\"");
+  m.hu_low = (*w)[0].get<double>();
+  m.hu_high = (*w)[1].get<double>();
+  input.expect_string("resize", "bilinear", true);
+  input.expect_string("layout", seg ? "NCHW" : "VNCHW", true);
+  input.expect_string("dtype", "float32", true);
 
   need(c.contains("output") && c["output"].is_object(), source, "'output' missing");
   const json& out = c["output"];
-  if (m.kind == ModelKind::segmentation) {
-    const json cls = out.value("classes", json());
-    bool ok = cls.is_array() && cls.size() >= 8 && cls[0] == "background";
-    for (int v = 0; ok && v < 7; ++v) ok = cls[static_cast<std::size_t>(v + 1)] == kVertebrae[v];
-    need(ok, source, "'output.classes' must start with background, C1..C7");
-    for (const auto& s : cls) m.classes.push_back(s.is_string() ? s.get<std::string>() : s.dump());
-  } else {
-    need(in.contains("slices_per_vertebra") && is_int(in["slices_per_vertebra"]) &&
-             in["slices_per_vertebra"].get<int>() >= 1 && in["slices_per_vertebra"].get<int>() <= 256,
-         source, "'input.slices_per_vertebra' must be an integer in 1..256");
-    m.slices_per_vertebra = in["slices_per_vertebra"].get<int>();
-    need(in.contains("crop_margin") && in["crop_margin"].is_number() && in["crop_margin"].get<double>() >= 0 &&
-             in["crop_margin"].get<double>() <= 2,
-         source, "'input.crop_margin' must be a number in 0..2");
-    m.crop_margin = in["crop_margin"].get<double>();
-    if (in.contains("min_slices")) {
-      need(is_int(in["min_slices"]) && in["min_slices"].get<int>() >= 1, source,
-           "'input.min_slices' must be a positive integer");
-      m.min_slices = in["min_slices"].get<int>();
+  const Fields output(out, "output.", source);
+  if (seg) {
+    const json* cls = output.find("classes");
+    need(cls && strings_are(*cls, {"background", "C1", "C2", "C3", "C4", "C5", "C6", "C7"}, true) && cls->size() <= 255,
+         source, "'output.classes' must start with background, C1..C7 (at most 255 classes, all strings)");
+    for (const auto& s : *cls) {
+      need(s.is_string(), source, "'output.classes' must be a list of strings");
+      m.classes.push_back(s.get<std::string>());
     }
-    const json vs = out.value("vertebrae", json());
-    bool ok = vs.is_array() && vs.size() == 7;
-    for (int v = 0; ok && v < 7; ++v) ok = vs[static_cast<std::size_t>(v)] == kVertebrae[v];
-    need(ok, source, "'output.vertebrae' must be C1..C7");
-    const json p = out.value("prior", json());
-    ok = p.is_array() && p.size() == 7;
+    output.expect_string("activation", "softmax", true);
+  } else {
+    m.slices_per_vertebra = input.integer("slices_per_vertebra", 1, 256, "must be an integer in 1..256");
+    m.crop_margin = input.number("crop_margin", 0, 2, "must be a number in 0..2");
+    m.min_slices = input.integer("min_slices", 1, 100000, "must be a positive integer", m.min_slices);
+    const json* vs = output.find("vertebrae");
+    need(vs && strings_are(*vs, {"C1", "C2", "C3", "C4", "C5", "C6", "C7"}, false), source,
+         "'output.vertebrae' must be C1..C7");
+    const json* p = output.find("prior");
+    bool ok = p && p->is_array() && p->size() == 7;
     for (std::size_t v = 0; ok && v < 7; ++v)
-      ok = p[v].is_number() && p[v].get<double>() >= 0 && p[v].get<double>() <= 1;
+      ok = finite_number((*p)[v]) && (*p)[v].get<double>() >= 0 && (*p)[v].get<double>() <= 1;
     need(ok, source, "'output.prior' must be 7 probabilities");
-    for (std::size_t v = 0; v < 7; ++v) m.prior[v] = p[v].get<double>();
-    need(out.value("patient_overall", "noisy_or") == "noisy_or", source,
-         "'output.patient_overall' must be \"noisy_or\"");
+    for (std::size_t v = 0; v < 7; ++v) m.prior[v] = (*p)[v].get<double>();
+    output.expect_string("patient_overall", "noisy_or", true);
+    output.expect_string("activation", "sigmoid", true);
+    if (const json* o = output.find("outputs"))
+      need(strings_are(*o, {"logit", "attention"}, false), source,
+           "'output.outputs' must be [\"logit\", \"attention\"], got " + shown(*o));
   }
   m.json = text;
   return m;

@@ -107,3 +107,62 @@ TEST(Contract, EachMistakeIsNamed) {
     EXPECT_EQ(e.code(), ExitCode::model);
   }
 }
+
+// Hostile or careless documents (issue 14): a wrong type, an unchecked field or a number too large for `int` must
+// be a ModelError naming the field, never a JSON library exception (exit 1) or a silent wrap-around.
+TEST(Contract, WrongTypesAndHugeNumbersAreNamed) {
+  struct Case {
+    bool segmentation;
+    std::function<void(json&)> mutate;
+    std::string expect;
+  };
+  const std::vector<Case> cases = {
+      {false, [](json& j) { j["kind"] = 5; }, "'kind'"},
+      {false, [](json& j) { j["format"] = 1; }, "'format'"},
+      {false, [](json& j) { j["input"]["resize"] = 3; }, "'input.resize'"},
+      {false, [](json& j) { j["output"]["patient_overall"] = json::array(); }, "'output.patient_overall'"},
+      {false, [](json& j) { j["input"]["layout"] = "NCHW"; }, "'input.layout'"},
+      {false, [](json& j) { j["input"]["dtype"] = "float16"; }, "'input.dtype'"},
+      {false, [](json& j) { j["output"]["activation"] = "softmax"; }, "'output.activation'"},
+      {false, [](json& j) { j["output"]["outputs"] = {"logit"}; }, "'output.outputs'"},
+      {false, [](json& j) { j["output"]["outputs"] = 7; }, "'output.outputs'"},
+      {false, [](json& j) { j["input"]["slices_per_vertebra"] = 4294967296ull + 24; }, "'input.slices_per_vertebra'"},
+      {false, [](json& j) { j["input"]["slices_per_vertebra"] = "24"; }, "'input.slices_per_vertebra'"},
+      {false, [](json& j) { j["input"]["min_slices"] = 4294967296ull + 5; }, "'input.min_slices'"},
+      {false, [](json& j) { j["input"]["crop_margin"] = "0.1"; }, "'input.crop_margin'"},
+      {false, [](json& j) { j["input"]["size"] = {4294967296ull + 64, 64}; }, "'input.size'"},
+      {false, [](json& j) { j["input"]["size"] = {18446744073709551615ull, 64}; }, "'input.size'"},
+      {false, [](json& j) { j["input"]["slice_offsets"] = {-1, 4294967296ll, 1}; }, "'input.slice_offsets'"},
+      {false, [](json& j) { j["input"]["channels"] = 4294967296ull + 3; }, "'input.channels'"},
+      {false, [](json& j) { j["input"]["hu_window"] = {"a", 2}; }, "'input.hu_window'"},
+      {false, [](json& j) { j["output"]["prior"][0] = "0.1"; }, "'output.prior'"},
+      {false, [](json& j) { j["output"]["vertebrae"] = {1, 2, 3, 4, 5, 6, 7}; }, "'output.vertebrae'"},
+      {false, [](json& j) { j["contract_version"] = 4294967297ull; }, "newer than this cspine"},
+      {false, [](json& j) { j["contract_version"] = -4294967295ll; }, "not valid"},
+      {false, [](json& j) { j["contract_version"] = 1.5; }, "'contract_version'"},
+      {true, [](json& j) { j["output"]["classes"][8] = 3; }, "'output.classes'"},
+      {true, [](json& j) { j["output"]["activation"] = "sigmoid"; }, "'output.activation'"},
+      {true, [](json& j) { j["input"]["layout"] = "VNCHW"; }, "'input.layout'"},
+      {true, [](json& j) { j["output"] = "classes"; }, "'output'"},
+  };
+  for (const auto& c : cases) {
+    json j = c.segmentation ? segmentation() : classifier();
+    c.mutate(j);
+    std::string msg;
+    try {
+      parse_contract(j.dump(), "m.pt");
+    } catch (const ModelError& e) {
+      msg = e.what();
+    }  // any other exception type escapes and fails the test
+    EXPECT_NE(msg.find(c.expect), std::string::npos) << "expected '" << c.expect << "' in: '" << msg << "' for "
+                                                     << j.dump();
+  }
+  // The checked fields still accept what the exporter writes.
+  json ok = classifier();
+  ok["input"]["dtype"] = "float32";
+  EXPECT_NO_THROW(parse_contract(ok.dump(), "m.pt"));
+  json s = segmentation();
+  s["input"]["layout"] = "NCHW";
+  s["input"]["dtype"] = "float32";
+  EXPECT_NO_THROW(parse_contract(s.dump(), "s.pt"));
+}
