@@ -153,6 +153,8 @@ std::map<std::string, std::vector<int>> read_box_slices(const std::string& path)
     const double v = std::strtod(s.c_str(), &end);
     if (s.empty() || *end != '\0' || !std::isfinite(v) || v != std::floor(v))
       throw InvalidInputError(csv.where(r.number) + ": study '" + uid + "': slice_number '" + s + "' is not an integer");
+    if (std::abs(v) > 1e9)  // checked before the conversion, which is undefined out of int's range
+      throw InvalidInputError(csv.where(r.number) + ": study '" + uid + "': slice_number '" + s + "' is out of range");
     out[uid].push_back(static_cast<int>(v));
   }
   return out;
@@ -170,7 +172,10 @@ std::map<std::string, ReportStudy> read_report(const std::string& path) {
   if (!doc.is_object() || !doc.contains("studies") || !doc["studies"].is_array())
     throw InvalidInputError(path + ": required field 'studies' (an array) is missing");
   auto opt_int = [](const json& j) -> std::optional<int> {
-    if (j.is_number()) return static_cast<int>(std::lround(j.get<double>()));
+    // Range-checked before converting (out of int's range the conversion is undefined): a slice number
+    // outside it is treated as absent.
+    if (j.is_number() && std::isfinite(j.get<double>()) && std::abs(j.get<double>()) <= 1e9)
+      return static_cast<int>(std::lround(j.get<double>()));
     return std::nullopt;
   };
   std::map<std::string, ReportStudy> out;
