@@ -52,9 +52,10 @@ log="$BUILD_DIR/logs/$target-$(date +%Y%m%d-%H%M%S).log"
 stamp="$BUILD_DIR/logs/.start-$$"
 touch "$stamp"
 
-# Leak checking stays on (a leak is a finding too); UB stops the run (the build also says so).
+# Leak checking stays on (a leak is a finding too; fuzz/lsan.supp lists the third-party ones); UB stops the run.
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:symbolize=1}"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
+export LSAN_OPTIONS="${LSAN_OPTIONS:-suppressions=$ROOT/fuzz/lsan.supp:print_suppressions=0}"
 inputs=("$corpus" "$seeds/$target")
 case "$target" in
   fuzz_dicom_index | fuzz_pixel_decode) dict="$ROOT/fuzz/dicts/fuzz_dicom.dict" ;;
@@ -89,7 +90,7 @@ if ((${#found[@]} > 0)); then
   # Each one replayed once, for its first lines of report (the -fork children's logs are not kept).
   for f in "${found[@]}"; do
     echo "== $f"
-    report="$("$BUILD_DIR/fuzz/$target" "$f" 2>&1 || true)"
+    report="$(ASAN_OPTIONS="$ASAN_OPTIONS:fast_unwind_on_malloc=0" "$BUILD_DIR/fuzz/$target" "$f" 2>&1 || true)"
     grep -E -m3 'ERROR: |runtime error: |^terminate called|what\(\):' <<<"$report" | sed 's/^/   /' || true
     # The first frame that is not the sanitizer, libFuzzer, libc or the C++ runtime, then the project's own.
     frames="$(grep -E '^ +#[0-9]+ ' <<<"$report" |
