@@ -3,10 +3,10 @@
 // `inspect` and `convert` slower than dcm2niix; with the plugin they start in milliseconds. It also lets a
 // CUDA build of the backend sit beside a CPU build of everything else.
 //
-// The boundary stays C: extern "C" entry points, plain structs and raw buffers, never std::string or
-// other standard library types. A LibTorch from a pip wheel may be built with the pre-C++11 std::string
-// ABI (TorchConfig puts -D_GLIBCXX_USE_CXX11_ABI=0 on the plugin), while the Debian libraries the core
-// links (DCMTK, ITK, spdlog) use the C++11 one; a C boundary lets both live in one process.
+// The boundary stays C (include/cspine/backend_abi.h, included by both sides): extern "C" entry points, plain
+// structs and raw buffers, never std::string or other standard library types. A LibTorch from a pip wheel may be
+// built with the pre-C++11 std::string ABI (TorchConfig puts -D_GLIBCXX_USE_CXX11_ABI=0 on the plugin), while the
+// Debian libraries the core links (DCMTK, ITK, spdlog) use the C++11 one; a C boundary lets both live in one process.
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -14,23 +14,17 @@
 #include <string>
 #include <vector>
 
-extern "C" {
-// One output of a model run, in host memory (C order), as the plugin hands it over.
-struct cspine_tensor {
-  void* data;         // malloc'ed by the plugin; released with cspine_backend_free
-  int64_t shape[8];
-  int32_t ndim;
-  int32_t dtype;      // 0: float32, 1: uint8
-  int64_t channels;   // size of dimension 1 before an argmax (0 for 1-D outputs)
-};
-}
+#include "cspine/backend_abi.h"
+#include "cspine/contract.h"
 
 namespace cspine {
 
-// Bumped whenever the plugin's entry points change; the loader refuses a plugin built for another one.
-// 3: model loading and running (cspine_backend_model_*), thread count. 4: cspine_backend_segment_volume.
-// 5: device volumes (cspine_backend_volume_*), segmentation and classifier crops from them.
-inline constexpr int kBackendAbiVersion = 5;
+// Bumped whenever the plugin's entry points change (include/cspine/backend_abi.h lists the versions); the loader
+// refuses a plugin built for another one.
+inline constexpr int kBackendAbiVersion = CSPINE_BACKEND_ABI_VERSION;
+
+// The contract's input rules as they cross to the plugin (one struct: a new rule is a field, not a parameter).
+cspine_input_rules input_rules(const ModelContract& c);
 
 // Path of the backend plugin that would be loaded, or empty when none is found. Search order:
 // $CSPINE_TORCH_BACKEND, the executable's folder, <exe>/../lib/cspine, the build tree.
@@ -115,8 +109,8 @@ public:
   // device: labels receives slices x height x width argmax labels, in one transfer. Returns the model's class
   // count; adds the forward passes' time to *model_seconds. Throws ModelError, or InterruptedError when an
   // interrupt arrives between batches.
-  int64_t segment_volume(const DeviceVolume& volume, double hu_low, double hu_high, const std::vector<int>& offsets,
-                         int64_t height, int64_t width, int batch, uint8_t* labels, double* model_seconds) const;
+  int64_t segment_volume(const DeviceVolume& volume, const ModelContract& contract, int batch, uint8_t* labels,
+                         double* model_seconds) const;
 
   // Runs the model on the crops of `request` built on the device (the input never crosses to the host);
   // outputs as forward(). Adds the forward pass's time to *model_seconds.

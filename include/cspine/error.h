@@ -45,6 +45,11 @@ struct UsageError : Error {
   explicit UsageError(const std::string& m) : Error(ExitCode::usage, m) {}
 };
 
+// The device asked for (a GPU, half precision) cannot be used; the CLI names the option it came from.
+struct DeviceError : UsageError {
+  explicit DeviceError(const std::string& m) : UsageError(m) {}
+};
+
 // A batch command stopped by SIGINT or SIGTERM after saving what it had finished.
 struct InterruptedError : Error {
   explicit InterruptedError(const std::string& m) : Error(ExitCode::interrupted, m) {}

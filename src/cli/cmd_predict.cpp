@@ -59,7 +59,11 @@ void add_predict(CLI::App& app, Runner& run) {
       if (o.prefetch_text != "auto")
         o.prefetch = static_cast<std::size_t>(count_or_auto(o.prefetch_text, "--prefetch", 0, "a number of studies"));
       if (o.batch_text != "auto") o.p.batch_size = count_or_auto(o.batch_text, "--batch-size", 1, "a number of slices");
-      return predict_batch(o);
+      try {
+        return predict_batch(o);
+      } catch (const DeviceError& e) {  // the library names the device; the user typed these options
+        throw UsageError("--device " + o.p.device + (o.p.fp16 ? " --fp16" : "") + ": " + e.what());
+      }
     };
   });
 }

@@ -60,7 +60,7 @@ Plugin& plugin() {
       p.error = "cannot load the model backend '" + found + "': " + ::dlerror();
       return;
     }
-    auto abi = reinterpret_cast<int (*)()>(::dlsym(p.handle, "cspine_backend_abi_version"));
+    auto abi = reinterpret_cast<decltype(&cspine_backend_abi_version)>(::dlsym(p.handle, "cspine_backend_abi_version"));
     if (!abi || abi() != kBackendAbiVersion) {
       p.error = "'" + found + "' is a model backend for another version of cspine (ABI " +
                 (abi ? std::to_string(abi()) : std::string("unknown")) + ", need " +
@@ -75,6 +75,8 @@ Plugin& plugin() {
   return p;
 }
 
+// The plugin's function `name`, typed by its declaration in backend_abi.h: CSPINE_SYMBOL(f) has exactly f's type,
+// so a call with other arguments than the header declares does not compile.
 template <typename Fn>
 Fn symbol(const char* name) {
   Plugin& p = plugin();
@@ -83,20 +85,19 @@ Fn symbol(const char* name) {
   if (!f) throw Error(ExitCode::internal, "'" + p.path + "' has no " + name + " entry point");
   return f;
 }
+#define CSPINE_SYMBOL(fn) symbol<decltype(&fn)>(#fn)
 
 }  // namespace
 
 bool read_model_extra(const std::string& model_path, const std::string& name, std::string& out) {
-  using ReadExtra = int (*)(const char*, const char*, char**, size_t*, char*, size_t);
-  using Free = void (*)(void*);
-  auto read = symbol<ReadExtra>("cspine_backend_read_extra");
-  auto release = symbol<Free>("cspine_backend_free");
+  auto read = CSPINE_SYMBOL(cspine_backend_read_extra);
+  auto release = CSPINE_SYMBOL(cspine_backend_free);
   char* data = nullptr;
   size_t size = 0;
   char err[512] = {0};
-  const int rc = read(model_path.c_str(), name.c_str(), &data, &size, err, sizeof err);
-  if (rc == 2) throw ModelError("'" + model_path + "' is not a TorchScript model: " + err);
-  if (rc != 0) return false;
+  const cspine_status rc = read(model_path.c_str(), name.c_str(), &data, &size, err, sizeof err);
+  if (rc == CSPINE_ABSENT) return false;
+  if (rc != CSPINE_OK) throw ModelError("'" + model_path + "' is not a TorchScript model: " + err);
   out.assign(data, size);
   release(data);
   return true;
@@ -104,7 +105,7 @@ bool read_model_extra(const std::string& model_path, const std::string& name, st
 
 void set_backend_threads(int threads) {
   if (threads <= 0) return;
-  symbol<void (*)(int)>("cspine_backend_set_threads")(threads);
+  CSPINE_SYMBOL(cspine_backend_set_threads)(threads);
 }
 
 int64_t HostTensor::numel() const {
@@ -121,7 +122,7 @@ int cancelled_by_signal() {
 
 // Output buffers handed over by the plugin -> HostTensors (and the buffers released).
 std::vector<HostTensor> take_outputs(cspine_tensor* outs, int n) {
-  static const auto release = symbol<void (*)(void*)>("cspine_backend_free");
+  static const auto release = CSPINE_SYMBOL(cspine_backend_free);
   std::vector<HostTensor> result(static_cast<std::size_t>(n));
   for (int i = 0; i < n; ++i) {
     HostTensor& t = result[static_cast<std::size_t>(i)];
@@ -140,46 +141,57 @@ std::vector<HostTensor> take_outputs(cspine_tensor* outs, int n) {
   return result;
 }
 
-void check_request(const CropRequest& r) {
+// A CropRequest as it crosses to the plugin (after checking its buffers match its counts).
+cspine_crops crops_of(const CropRequest& r) {
   if (r.items < 0 || r.boxes.size() != static_cast<std::size_t>(r.items) * 3 ||
-      r.indices.size() != static_cast<std::size_t>(r.items * r.slices_per_item * r.channels))
+      r.indices.size() != static_cast<std::size_t>(r.items * r.slices_per_item * r.channels) || r.channels < 1 ||
+      r.channels > CSPINE_MAX_SLICE_OFFSETS)
     throw Error(ExitCode::internal, "crop request: boxes or indices do not match the item count");
+  cspine_crops c{};
+  c.rules.hu_low = r.hu_low;
+  c.rules.hu_high = r.hu_high;
+  c.rules.n_offsets = static_cast<int32_t>(r.channels);
+  c.rules.height = r.height;
+  c.rules.width = r.width;
+  c.boxes = r.boxes.data();
+  c.indices = r.indices.data();
+  c.items = r.items;
+  c.slices_per_item = r.slices_per_item;
+  return c;
 }
 
 }  // namespace
 
 TorchModel::TorchModel(const std::string& path, const std::string& device, bool fp16) : path_(path) {
-  using Load = void* (*)(const char*, const char*, int, int*, char*, size_t);
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) throw ModelError("model file '" + path + "' does not exist");
-  auto load = symbol<Load>("cspine_backend_model_load");
-  int status = 0;
+  auto load = CSPINE_SYMBOL(cspine_backend_model_load);
+  cspine_status status = CSPINE_OK;
   char err[1024] = {0};
   handle_ = load(path.c_str(), device.c_str(), fp16 ? 1 : 0, &status, err, sizeof err);
   if (!handle_) {
-    if (status == 2) throw UsageError(err);
+    if (status == CSPINE_BAD_DEVICE) throw DeviceError(err);
     throw ModelError("cannot load model '" + path + "': " + err);
   }
 }
 
 TorchModel::~TorchModel() {
-  if (handle_) symbol<void (*)(void*)>("cspine_backend_model_free")(handle_);
+  if (handle_) CSPINE_SYMBOL(cspine_backend_model_free)(handle_);
 }
 
 std::string TorchModel::device() const {
-  return symbol<const char* (*)(void*)>("cspine_backend_model_device")(handle_);
+  return CSPINE_SYMBOL(cspine_backend_model_device)(handle_);
 }
 
 std::vector<HostTensor> TorchModel::forward(const float* input, const std::vector<int64_t>& shape,
                                             bool argmax_first) const {
-  using Forward = int (*)(void*, const float*, const int64_t*, int, int, cspine_tensor*, int, int*, char*, size_t);
-  static const auto run = symbol<Forward>("cspine_backend_model_forward");
-  constexpr int kMaxOutputs = 8;
+  static const auto run = CSPINE_SYMBOL(cspine_backend_model_forward);
+  constexpr int kMaxOutputs = CSPINE_MAX_OUTPUTS;
   cspine_tensor outs[kMaxOutputs] = {};
   int n = 0;
   char err[1024] = {0};
   if (run(handle_, input, shape.data(), static_cast<int>(shape.size()), argmax_first ? 1 : 0, outs, kMaxOutputs, &n,
-          err, sizeof err) != 0) {
+          err, sizeof err) != CSPINE_OK) {
     std::string dims;
     for (int64_t d : shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d);
     throw ModelError("model '" + path_ + "' failed on an input of shape [" + dims + "]: " + err);
@@ -188,12 +200,12 @@ std::vector<HostTensor> TorchModel::forward(const float* input, const std::vecto
 }
 
 DeviceVolume::~DeviceVolume() {
-  if (handle_) symbol<void (*)(void*)>("cspine_backend_volume_free")(handle_);
+  if (handle_) CSPINE_SYMBOL(cspine_backend_volume_free)(handle_);
 }
 
 DeviceVolume& DeviceVolume::operator=(DeviceVolume&& o) noexcept {
   if (this != &o) {
-    if (handle_) symbol<void (*)(void*)>("cspine_backend_volume_free")(handle_);
+    if (handle_) CSPINE_SYMBOL(cspine_backend_volume_free)(handle_);
     handle_ = o.handle_;
     o.handle_ = nullptr;
   }
@@ -201,8 +213,7 @@ DeviceVolume& DeviceVolume::operator=(DeviceVolume&& o) noexcept {
 }
 
 DeviceVolume TorchModel::upload(const int16_t* hu, int64_t slices, int64_t rows, int64_t cols) const {
-  using Upload = void* (*)(void*, const int16_t*, int64_t, int64_t, int64_t, char*, size_t);
-  static const auto run = symbol<Upload>("cspine_backend_volume_upload");
+  static const auto run = CSPINE_SYMBOL(cspine_backend_volume_upload);
   char err[1024] = {0};
   DeviceVolume v;
   v.handle_ = run(handle_, hu, slices, rows, cols, err, sizeof err);
@@ -212,53 +223,57 @@ DeviceVolume TorchModel::upload(const int16_t* hu, int64_t slices, int64_t rows,
   return v;
 }
 
-int64_t TorchModel::segment_volume(const DeviceVolume& volume, double hu_low, double hu_high,
-                                   const std::vector<int>& offsets, int64_t height, int64_t width, int batch,
+int64_t TorchModel::segment_volume(const DeviceVolume& volume, const ModelContract& contract, int batch,
                                    uint8_t* labels, double* model_seconds) const {
-  using Segment = int (*)(void*, const void*, double, double, const int32_t*, int32_t, int64_t, int64_t, int32_t,
-                          uint8_t*, int64_t*, double*, int (*)(), char*, size_t);
-  static const auto run = symbol<Segment>("cspine_backend_segment_volume");
-  const std::vector<int32_t> off(offsets.begin(), offsets.end());
+  static const auto run = CSPINE_SYMBOL(cspine_backend_segment_volume);
+  const cspine_input_rules rules = input_rules(contract);
   int64_t channels = 0;
   double seconds = 0;
   char err[1024] = {0};
-  const int rc = run(handle_, volume.handle_, hu_low, hu_high, off.data(), static_cast<int32_t>(off.size()), height,
-                     width, batch, labels, &channels, &seconds, cancelled_by_signal, err, sizeof err);
+  const cspine_status rc = run(handle_, volume.handle_, &rules, batch, labels, &channels, &seconds,
+                               cancelled_by_signal, err, sizeof err);
   if (model_seconds) *model_seconds += seconds;
-  if (rc == 3) throw_if_interrupted();
-  if (rc != 0) throw ModelError("model '" + path_ + "' failed on a study's volume: " + err);
+  if (rc == CSPINE_CANCELLED) throw_if_interrupted();
+  if (rc != CSPINE_OK) throw ModelError("model '" + path_ + "' failed on a study's volume: " + err);
   return channels;
 }
 
 std::vector<HostTensor> TorchModel::classify_crops(const DeviceVolume& volume, const CropRequest& r,
                                                    double* model_seconds) const {
-  using Classify = int (*)(void*, const void*, double, double, const int32_t*, const int32_t*, int64_t, int64_t,
-                           int64_t, int64_t, int64_t, cspine_tensor*, int, int*, double*, char*, size_t);
-  static const auto run = symbol<Classify>("cspine_backend_classify_volume");
-  check_request(r);
-  constexpr int kMaxOutputs = 8;
-  cspine_tensor outs[kMaxOutputs] = {};
+  static const auto run = CSPINE_SYMBOL(cspine_backend_classify_volume);
+  const cspine_crops crops = crops_of(r);
+  cspine_tensor outs[CSPINE_MAX_OUTPUTS] = {};
   int n = 0;
   double seconds = 0;
   char err[1024] = {0};
-  if (run(handle_, volume.handle_, r.hu_low, r.hu_high, r.boxes.data(), r.indices.data(), r.items, r.slices_per_item,
-          r.channels, r.height, r.width, outs, kMaxOutputs, &n, &seconds, err, sizeof err) != 0)
+  if (run(handle_, volume.handle_, &crops, outs, CSPINE_MAX_OUTPUTS, &n, &seconds, err, sizeof err) != CSPINE_OK)
     throw ModelError("model '" + path_ + "' failed on the crops of " + std::to_string(r.items) + " vertebrae: " + err);
   if (model_seconds) *model_seconds += seconds;
   return take_outputs(outs, n);
 }
 
 std::vector<float> device_crops(const DeviceVolume& volume, const CropRequest& r) {
-  using Crops = int (*)(const void*, double, double, const int32_t*, const int32_t*, int64_t, int64_t, int64_t, int64_t,
-                        int64_t, float*, char*, size_t);
-  static const auto run = symbol<Crops>("cspine_backend_volume_crops");
-  check_request(r);
+  static const auto run = CSPINE_SYMBOL(cspine_backend_volume_crops);
+  const cspine_crops crops = crops_of(r);
   std::vector<float> out(static_cast<std::size_t>(r.items * r.slices_per_item * r.channels * r.height * r.width));
   char err[1024] = {0};
-  if (run(volume.handle_, r.hu_low, r.hu_high, r.boxes.data(), r.indices.data(), r.items, r.slices_per_item,
-          r.channels, r.height, r.width, out.data(), err, sizeof err) != 0)
+  if (run(volume.handle_, &crops, out.data(), err, sizeof err) != CSPINE_OK)
     throw Error(ExitCode::internal, std::string("building crops on the device failed: ") + err);
   return out;
+}
+
+cspine_input_rules input_rules(const ModelContract& c) {
+  cspine_input_rules r{};
+  r.hu_low = c.hu_low;
+  r.hu_high = c.hu_high;
+  if (c.slice_offsets.empty() || c.slice_offsets.size() > CSPINE_MAX_SLICE_OFFSETS)
+    throw ModelError("a model contract with " + std::to_string(c.slice_offsets.size()) + " slice offsets (1.." +
+                     std::to_string(CSPINE_MAX_SLICE_OFFSETS) + ")");
+  for (std::size_t i = 0; i < c.slice_offsets.size(); ++i) r.slice_offsets[i] = c.slice_offsets[i];
+  r.n_offsets = static_cast<int32_t>(c.slice_offsets.size());
+  r.height = c.height;
+  r.width = c.width;
+  return r;
 }
 
 std::string find_backend_plugin() {
@@ -272,7 +287,7 @@ std::string find_backend_plugin() {
 std::string backend_info() {
   Plugin& p = plugin();
   if (!p.handle) throw Error(ExitCode::internal, p.error);
-  auto info = reinterpret_cast<const char* (*)()>(::dlsym(p.handle, "cspine_backend_info"));
+  auto info = reinterpret_cast<decltype(&cspine_backend_info)>(::dlsym(p.handle, "cspine_backend_info"));
   if (!info) throw Error(ExitCode::internal, "'" + p.path + "' has no cspine_backend_info entry point");
   return std::string(info()) + " [" + p.path + "]";
 }

@@ -18,9 +18,7 @@
 #include <mutex>
 #include <string>
 
-#include "cspine/backend.h"
-
-extern "C" const char* cspine_backend_info();
+#include "cspine/backend_abi.h"
 
 namespace {
 
@@ -39,27 +37,28 @@ struct Model {
 };
 
 // "auto", "cpu", "cuda" or "cuda:N" -> a device this LibTorch can use; throws std::invalid_argument otherwise.
+// Messages name the device, never a command-line flag: the CLI says which option it came from.
 torch::Device resolve_device(const std::string& spec) {
   const bool cuda = torch::cuda::is_available();
   if (spec == "auto") return cuda ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
   if (spec == "cpu") return torch::Device(torch::kCPU);
   if (spec.rfind("cuda", 0) == 0) {
     if (!cuda)
-      throw std::invalid_argument("--device " + spec + ": CUDA is not available to this model backend (" +
+      throw std::invalid_argument("device " + spec + ": CUDA is not available to this model backend (" +
                                   std::string(cspine_backend_info()) +
-                                  "); build the backend against a CUDA LibTorch (README: GPU build) or use --device cpu");
+                                  "); build the backend against a CUDA LibTorch (docs/building.md) or use the CPU");
     int index = 0;
     if (spec.size() > 4) {
       if (spec[4] != ':' || spec.size() == 5 || spec.find_first_not_of("0123456789", 5) != std::string::npos)
-        throw std::invalid_argument("--device '" + spec + "': expected cuda or cuda:N");
+        throw std::invalid_argument("device '" + spec + "': expected cuda or cuda:N");
       index = std::stoi(spec.substr(5));
     }
     const int count = static_cast<int>(torch::cuda::device_count());
     if (index >= count)
-      throw std::invalid_argument("--device " + spec + ": only " + std::to_string(count) + " CUDA device(s)");
+      throw std::invalid_argument("device " + spec + ": only " + std::to_string(count) + " CUDA device(s)");
     return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
   }
-  throw std::invalid_argument("--device '" + spec + "': expected auto, cpu, cuda or cuda:N");
+  throw std::invalid_argument("device '" + spec + "': expected auto, cpu, cuda or cuda:N");
 }
 
 }  // namespace
@@ -67,7 +66,7 @@ torch::Device resolve_device(const std::string& spec) {
 extern "C" {
 
 __attribute__((visibility("default"))) int cspine_backend_abi_version() {
-  return cspine::kBackendAbiVersion;
+  return CSPINE_BACKEND_ABI_VERSION;
 }
 
 __attribute__((visibility("default"))) const char* cspine_backend_info() {
@@ -83,27 +82,27 @@ __attribute__((visibility("default"))) const char* cspine_backend_info() {
 }
 
 // Copies the extra file `name` of the TorchScript archive at `path` into a malloc'ed buffer (release it with
-// cspine_backend_free). Returns 0 on success, 1 when the archive has no such file, 2 when `path` cannot be
-// read as an archive (reason in `err`, NUL-terminated, truncated to err_size).
-__attribute__((visibility("default"))) int cspine_backend_read_extra(const char* path, const char* name, char** data,
-                                                                     size_t* size, char* err, size_t err_size) {
+// cspine_backend_free). The statuses are those of include/cspine/backend_abi.h.
+__attribute__((visibility("default"))) cspine_status cspine_backend_read_extra(const char* path, const char* name,
+                                                                               char** data, size_t* size, char* err,
+                                                                               size_t err_size) {
   *data = nullptr;
   *size = 0;
   try {
     caffe2::serialize::PyTorchStreamReader reader{std::string(path)};
     const std::string record = std::string("extra/") + name;
-    if (!reader.hasRecord(record)) return 1;
+    if (!reader.hasRecord(record)) return CSPINE_ABSENT;
     auto [ptr, n] = reader.getRecord(record);
     char* buf = static_cast<char*>(std::malloc(n + 1));
-    if (!buf) return 2;
+    if (!buf) return CSPINE_MODEL_FAILED;
     std::memcpy(buf, ptr.get(), n);
     buf[n] = 0;
     *data = buf;
     *size = n;
-    return 0;
+    return CSPINE_OK;
   } catch (const std::exception& e) {
     set_error(err, err_size, e.what());
-    return 2;
+    return CSPINE_BAD_MODEL_FILE;
   }
 }
 
@@ -111,19 +110,20 @@ __attribute__((visibility("default"))) void cspine_backend_set_threads(int threa
   if (threads > 0) at::set_num_threads(threads);
 }
 
-// Loads a TorchScript model onto a device. Returns a handle, or null with *status = 1 (the file is not a
-// loadable model) or 2 (the device cannot be used: no CUDA, bad index, fp16 on the CPU), reason in `err`.
+// Loads a TorchScript model onto a device. Returns a handle, or null with *status CSPINE_BAD_MODEL_FILE (the
+// file is not a loadable model) or CSPINE_BAD_DEVICE (no CUDA, bad index, fp16 on the CPU), reason in `err`.
 __attribute__((visibility("default"))) void* cspine_backend_model_load(const char* path, const char* device, int fp16,
-                                                                       int* status, char* err, size_t err_size) {
-  *status = 0;
+                                                                       cspine_status* status, char* err,
+                                                                       size_t err_size) {
+  *status = CSPINE_OK;
   torch::Device dev{torch::kCPU};
   try {
     dev = resolve_device(device);
     if (fp16 && !dev.is_cuda())
-      throw std::invalid_argument("--fp16 needs a CUDA device (this run uses " + dev.str() + ")");
+      throw std::invalid_argument("half precision (fp16) needs a CUDA device (this run uses " + dev.str() + ")");
   } catch (const std::exception& e) {
     set_error(err, err_size, e.what());
-    *status = 2;
+    *status = CSPINE_BAD_DEVICE;
     return nullptr;
   }
   try {
@@ -153,7 +153,7 @@ __attribute__((visibility("default"))) void* cspine_backend_model_load(const cha
     return m.release();
   } catch (const std::exception& e) {
     set_error(err, err_size, e.what());
-    *status = 1;
+    *status = CSPINE_BAD_MODEL_FILE;
     return nullptr;
   }
 }
@@ -254,9 +254,13 @@ torch::Tensor upload_pinned(const int16_t* hu, int64_t slices, int64_t rows, int
 // item i is the square crop boxes[3i..3i+2] = (x, y, side) of the slices indices[i * nsl * ch ...], windowed
 // inside the image (0 outside it) and resized bilinearly (align_corners=False); side 0 leaves the item zeros.
 // The same rule as vertebra_input in src/pipeline/preprocess.cpp (tested against it).
-torch::Tensor build_crops(const torch::Tensor& vol, double hu_low, double hu_high, const int32_t* boxes,
-                          const int32_t* indices, int64_t n, int64_t nsl, int64_t ch, int64_t height, int64_t width) {
+torch::Tensor build_crops(const torch::Tensor& vol, const cspine_crops& c) {
   namespace F = torch::nn::functional;
+  const double hu_low = c.rules.hu_low, hu_high = c.rules.hu_high;
+  const int32_t *boxes = c.boxes, *indices = c.indices;
+  const int64_t n = c.items, nsl = c.slices_per_item, ch = c.rules.n_offsets, height = c.rules.height,
+                width = c.rules.width;
+  if (n < 0 || nsl < 1 || ch < 1 || height < 1 || width < 1) throw std::runtime_error("invalid crop request");
   const auto opts = torch::TensorOptions().dtype(torch::kFloat32).device(vol.device());
   const float lo = static_cast<float>(hu_low), range = static_cast<float>(hu_high) - static_cast<float>(hu_low);
   const int64_t slices = vol.size(0), rows = vol.size(1), cols = vol.size(2), per = nsl * ch;
@@ -292,8 +296,8 @@ torch::Tensor build_crops(const torch::Tensor& vol, double hu_low, double hu_hig
 // Runs the model on one float32 input (host memory, C order). Every tensor the model returns (a tensor, or a
 // tuple/list of tensors) comes back as a host float32 buffer in `outs` (malloc'ed; release each `data` with
 // cspine_backend_free); with `argmax_first`, output 0 is replaced by its argmax over dimension 1 as uint8 and
-// `channels` keeps the size of that dimension. Returns 0, or 1 with the reason in `err`.
-__attribute__((visibility("default"))) int cspine_backend_model_forward(void* handle, const float* input,
+// `channels` keeps the size of that dimension. Returns CSPINE_OK, or CSPINE_MODEL_FAILED with the reason in `err`.
+__attribute__((visibility("default"))) cspine_status cspine_backend_model_forward(void* handle, const float* input,
                                                                         const int64_t* shape, int ndim,
                                                                         int argmax_first, cspine_tensor* outs,
                                                                         int max_outs, int* n_outs, char* err,
@@ -306,12 +310,12 @@ __attribute__((visibility("default"))) int cspine_backend_model_forward(void* ha
     x = x.to(m.device, m.half ? torch::kHalf : torch::kFloat32);
     if (x.dim() == 4 && channels_last()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
     export_outputs(m.module.forward({x}), argmax_first != 0, outs, max_outs, n_outs);
-    return 0;
+    return CSPINE_OK;
   } catch (const std::exception& e) {
     for (int i = 0; i < *n_outs; ++i) std::free(outs[i].data);
     *n_outs = 0;
     set_error(err, err_size, e.what());
-    return 1;
+    return CSPINE_MODEL_FAILED;
   }
 }
 
@@ -355,13 +359,19 @@ const torch::Tensor& volume_on(const void* volume, const Model& m) {
 // there as LibTorch ops, the labels of every batch stay there, and they come back in one copy at the end
 // (slices x height x width uint8 into `labels`). `channels` receives the model's class count; `model_seconds`
 // the time of the batched forward passes (on CUDA up to the labels' copy, as the passes run asynchronously).
-// `cancelled` is polled between batches. Returns 0, 1 with the reason in `err`, or 3 when cancelled.
-__attribute__((visibility("default"))) int cspine_backend_segment_volume(
-    void* handle, const void* volume, double hu_low, double hu_high, const int32_t* offsets, int32_t n_offsets,
-    int64_t height, int64_t width, int32_t batch, uint8_t* labels, int64_t* channels, double* model_seconds,
-    int (*cancelled)(void), char* err, size_t err_size) {
+// `cancelled` is polled between batches. Returns CSPINE_OK, CSPINE_MODEL_FAILED with the reason in `err`, or
+// CSPINE_CANCELLED.
+__attribute__((visibility("default"))) cspine_status cspine_backend_segment_volume(
+    void* handle, const void* volume, const cspine_input_rules* rules, int32_t batch, uint8_t* labels,
+    int64_t* channels, double* model_seconds, int (*cancelled)(void), char* err, size_t err_size) {
   namespace F = torch::nn::functional;
   try {
+    const double hu_low = rules->hu_low, hu_high = rules->hu_high;
+    const int32_t* offsets = rules->slice_offsets;
+    const int32_t n_offsets = rules->n_offsets;
+    const int64_t height = rules->height, width = rules->width;
+    if (n_offsets < 1 || n_offsets > CSPINE_MAX_SLICE_OFFSETS || height < 1 || width < 1 || batch < 1)
+      throw std::runtime_error("invalid input rules (channels, size or batch)");
     Model& m = *static_cast<Model*>(handle);
     c10::InferenceMode guard;
     const torch::Tensor& vol = volume_on(volume, m);
@@ -386,7 +396,7 @@ __attribute__((visibility("default"))) int cspine_backend_segment_volume(
     *model_seconds = 0;
     const auto t0 = std::chrono::steady_clock::now();
     for (int64_t s0 = 0; s0 < slices; s0 += batch) {
-      if (cancelled && cancelled()) return 3;
+      if (cancelled && cancelled()) return CSPINE_CANCELLED;
       const int64_t n = std::min<int64_t>(batch, slices - s0);
       idx.clear();
       for (int64_t k = s0; k < s0 + n; ++k)
@@ -411,55 +421,52 @@ __attribute__((visibility("default"))) int cspine_backend_segment_volume(
     const auto host = torch::from_blob(labels, {slices, height, width}, torch::kUInt8);
     host.copy_(out_labels);  // one transfer back (synchronous)
     *model_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return 0;
+    return CSPINE_OK;
   } catch (const std::exception& e) {
     set_error(err, err_size, e.what());
-    return 1;
+    return CSPINE_MODEL_FAILED;
   }
 }
 
 // The classifier's input built from a device volume (see build_crops above), copied to `out` (host,
 // n x nsl x ch x height x width floats). For tests and tools; predict uses cspine_backend_classify_volume,
 // which never brings it back. Returns 0, or 1 with the reason in `err`.
-__attribute__((visibility("default"))) int cspine_backend_volume_crops(const void* volume, double hu_low, double hu_high,
-                                                                       const int32_t* boxes, const int32_t* indices,
-                                                                       int64_t n, int64_t nsl, int64_t ch,
-                                                                       int64_t height, int64_t width, float* out,
-                                                                       char* err, size_t err_size) {
+__attribute__((visibility("default"))) cspine_status cspine_backend_volume_crops(const void* volume,
+                                                                                 const cspine_crops* crops, float* out,
+                                                                                 char* err, size_t err_size) {
   try {
     c10::InferenceMode guard;
     const torch::Tensor& vol = static_cast<const VolumeOnDevice*>(volume)->hu;
-    const auto x = build_crops(vol, hu_low, hu_high, boxes, indices, n, nsl, ch, height, width);
-    torch::from_blob(out, {n, nsl, ch, height, width}, torch::kFloat32).copy_(x);
-    return 0;
+    const auto x = build_crops(vol, *crops);
+    torch::from_blob(out, x.sizes(), torch::kFloat32).copy_(x);
+    return CSPINE_OK;
   } catch (const std::exception& e) {
     set_error(err, err_size, e.what());
-    return 1;
+    return CSPINE_MODEL_FAILED;
   }
 }
 
 // Runs a classifier on crops of a device volume (build_crops) without the input leaving the device; outputs
 // come back as in cspine_backend_model_forward. `model_seconds` receives the forward pass's time including
 // the outputs' copy. Returns 0, or 1 with the reason in `err`.
-__attribute__((visibility("default"))) int cspine_backend_classify_volume(
-    void* handle, const void* volume, double hu_low, double hu_high, const int32_t* boxes, const int32_t* indices,
-    int64_t n, int64_t nsl, int64_t ch, int64_t height, int64_t width, cspine_tensor* outs, int max_outs, int* n_outs,
+__attribute__((visibility("default"))) cspine_status cspine_backend_classify_volume(
+    void* handle, const void* volume, const cspine_crops* crops, cspine_tensor* outs, int max_outs, int* n_outs,
     double* model_seconds, char* err, size_t err_size) {
   *n_outs = 0;
   try {
     Model& m = *static_cast<Model*>(handle);
     c10::InferenceMode guard;
-    auto x = build_crops(volume_on(volume, m), hu_low, hu_high, boxes, indices, n, nsl, ch, height, width);
+    auto x = build_crops(volume_on(volume, m), *crops);
     if (m.half) x = x.to(torch::kHalf);
     const auto t0 = std::chrono::steady_clock::now();
     export_outputs(m.module.forward({x}), false, outs, max_outs, n_outs);
     *model_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return 0;
+    return CSPINE_OK;
   } catch (const std::exception& e) {
     for (int i = 0; i < *n_outs; ++i) std::free(outs[i].data);
     *n_outs = 0;
     set_error(err, err_size, e.what());
-    return 1;
+    return CSPINE_MODEL_FAILED;
   }
 }
 

@@ -75,11 +75,11 @@ Predictor::Predictor(const PredictOptions& options) : options_(options) {
     throw ModelError("'" + options.seg_model + "' is a classifier (cspine.json kind), expected a segmentation model");
   if (cls_contract_.kind != ModelKind::classifier)
     throw ModelError("'" + options.cls_model + "' is a segmentation model (cspine.json kind), expected a classifier");
-  if (options.batch_size < 0) throw UsageError("--batch-size must be at least 1 (or auto)");
+  if (options.batch_size < 0) throw UsageError("the segmentation batch size must be at least 1 (or 0 for auto)");
   // Always set: LibTorch's own default can be a single thread (it is on the 2-core development VM).
   set_backend_threads(resolve_threads(options.threads));
   if (options.preprocess != "auto" && options.preprocess != "host" && options.preprocess != "device")
-    throw UsageError("--preprocess '" + options.preprocess + "': expected auto, host or device");
+    throw UsageError("preprocessing '" + options.preprocess + "': expected auto, host or device");
   seg_ = std::make_unique<TorchModel>(options.seg_model, options.device, options.fp16);
   cls_ = std::make_unique<TorchModel>(options.cls_model, options.device, options.fp16);
   const bool cuda = seg_->device().rfind("cuda", 0) == 0;
@@ -150,8 +150,8 @@ StudyResult Predictor::run(PreparedStudy prepared, const std::string& mask_path)
   DeviceVolume on_device;  // device mode: the volume crosses over once, for both models
   if (device_preprocess_) {
     on_device = seg_->upload(v.hu.data(), slices, v.size[1], v.size[0]);
-    const int64_t classes = seg_->segment_volume(on_device, sc.hu_low, sc.hu_high, sc.slice_offsets, sc.height,
-                                                 sc.width, options_.batch_size, small.data(), &r.seconds.segment_model);
+    const int64_t classes =
+        seg_->segment_volume(on_device, sc, options_.batch_size, small.data(), &r.seconds.segment_model);
     if (classes != static_cast<int64_t>(sc.classes.size()))
       throw ModelError("segmentation model '" + options_.seg_model + "' returned " + std::to_string(classes) +
                        " classes, its contract lists " + std::to_string(sc.classes.size()));

@@ -136,7 +136,7 @@ TEST(DevicePreprocess, SegmentationOfTheVolumeEqualsHostBatches) {
   double seconds = 0;
   const DeviceVolume dv = model.upload(v.hu.data(), v.size[2], v.size[1], v.size[0]);
   const int64_t classes =
-      model.segment_volume(dv, c.hu_low, c.hu_high, c.slice_offsets, c.height, c.width, 8, device.data(), &seconds);
+      model.segment_volume(dv, c, 8, device.data(), &seconds);
   EXPECT_EQ(classes, static_cast<int64_t>(c.classes.size()));
 
   const std::vector<float> resized = window_resize_volume(v, c, 1);
