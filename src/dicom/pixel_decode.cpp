@@ -361,7 +361,10 @@ void decode_frames(const std::string& path, const std::vector<FrameTarget>& targ
   // DCMTK's free edition has no JPEG 2000 decoder: GDCM's (OpenJPEG) does it.
   if (kind == Codestream::jpeg2000) return with_gdcm();
   if (decode_with_dcmtk(file, path, targets, padding_hu, stats, why)) return;
-  // A second opinion before giving up: GDCM tolerates some encoder bugs that DCMTK refuses.
+  // A second opinion before giving up, for JPEG only: GDCM's JPEG codec tolerates some old encoders' bugs that
+  // DCMTK refuses. Not for RLE or JPEG-LS: GDCM adds nothing there, and its RLE codec asserts (aborts the
+  // process) on a corrupt segment that DCMTK refuses cleanly (found by fuzz_pixel_decode).
+  if (kind != Codestream::jpeg) throw SeriesError(why);
   CSPINE_DEBUG("{}; trying GDCM", why);
   try {
     with_gdcm();
