@@ -108,12 +108,19 @@ struct LoadOptions {
   bool correct_tilt = true;
 };
 
+// One source image of a loaded series, in volume order: what a DICOM writer references.
+struct SourceInstance {
+  std::string sop_instance_uid, sop_class_uid;
+  int frame = 0;  // frame of a multi-frame file, 0 otherwise
+};
+
 struct LoadedSeries {
   Volume volume;
   SliceOrder geometry;
   std::vector<std::string> slice_files;  // file of each slice of the volume, in volume order
   // InstanceNumber of each slice (the Kaggle box file's slice_number), or its 1-based index when absent.
   std::vector<int> slice_numbers;
+  std::vector<SourceInstance> slice_sources;  // the image of each slice, in volume order
   Warnings warnings;                     // geometry warnings plus skipped slices
 };
 

@@ -9,12 +9,10 @@
 #include <string>
 #include <vector>
 
+#include "cspine/vertebrae.h"  // kLabelNames: patient_overall, C1..C7
+
 namespace cspine {
 
-// The 8 labels of the competition, in its order: patient_overall, then C1..C7.
-inline constexpr int kNumLabels = 8;
-inline constexpr std::array<const char*, kNumLabels> kLabelNames = {"patient_overall", "C1", "C2", "C3",
-                                                                    "C4",              "C5", "C6", "C7"};
 
 struct EvaluateConfig {
   std::string predictions;       // Kaggle `row_id,fractured` or wide `StudyInstanceUID,patient_overall,C1..C7`

@@ -15,27 +15,11 @@
 #include "cspine/backend.h"
 #include "cspine/contract.h"
 #include "cspine/dicom.h"
+#include "cspine/labels.h"
 #include "cspine/preprocess.h"
 #include "cspine/warning.h"
 
 namespace cspine {
-
-// Keeps only the largest 3-D connected component (6-connectivity: faces) of each label in [first, last];
-// the other voxels of those labels become 0 (background). Labels outside the range are untouched. Ties go to
-// the component met first in raster order (i fastest, then j, then k). `size` = {columns, rows, slices}.
-// Returns the number of voxels removed. Uses ITK's ScalarConnectedComponentImageFilter.
-std::size_t keep_largest_components(std::vector<uint8_t>& labels, const std::array<int, 3>& size, int first = 1,
-                                    int last = 7);
-
-// In-plane nearest-neighbour resize of a label map (slices of rows x cols, cols fastest) with PyTorch's
-// 'nearest' rule: source index = min(floor(dst * (float(in) / out)), in - 1) in float arithmetic.
-std::vector<uint8_t> resize_labels_nearest(const std::vector<uint8_t>& labels, int cols, int rows, int slices,
-                                           int out_cols, int out_rows);
-
-// vertebra_extents of resize_labels_nearest(labels, ...) without building the resized map: each small voxel
-// stands for the block of output pixels the nearest rule maps onto it. Exactly equal (tested), far cheaper.
-std::array<std::optional<VertebraExtent>, 7> vertebra_extents_resized(const std::vector<uint8_t>& labels, int cols,
-                                                                      int rows, int slices, int out_cols, int out_rows);
 
 // What vertebra_input computes on the host, as a request for the model's device (TorchModel::classify_crops):
 // each item's crop box, picked slices and their channel slices (clamped to [0, slices - 1]); a null item is
@@ -82,6 +66,14 @@ struct StageSeconds {
   double total() const { return wait + segment + cleanup + classify + masks; }
 };
 
+// The segmentation's labels at the model's input size (slices x rows x cols, cols fastest), after cleanup.
+struct LabelGrid {
+  std::vector<uint8_t> labels;
+  int cols = 0, rows = 0, slices = 0;
+};
+
+// What one scored study gives the writers (src/output/writers.h): probabilities, extents and key slices, the
+// label map, and the source series' images and geometry.
 struct StudyResult {
   std::string study_uid, series_uid;
   std::array<int, 3> size{0, 0, 0};          // columns, rows, slices
@@ -93,6 +85,12 @@ struct StudyResult {
   std::array<VertebraResult, 7> vertebrae;   // C1..C7
   double patient_overall = 0.0;
   StageSeconds seconds;
+  Volume geometry;                           // the CT grid: size, spacing, origin, direction (no voxel values)
+  std::vector<SourceInstance> sources;       // the source image of each slice, in volume order
+  LabelGrid labels;                          // the cleaned segmentation, model grid
+
+  // The vertebra label map on the CT grid (1..7 = C1..C7; PyTorch's nearest rule from `labels`).
+  std::vector<uint8_t> label_map() const;
 };
 
 class TorchModel;
@@ -123,21 +121,20 @@ public:
   bool preprocesses_on_device() const { return device_preprocess_; }
   int batch_size() const { return options_.batch_size; }  // resolved
 
-  // Scores one study of `index` and, when `mask_path` is not empty, writes its vertebra label map there
-  // (NIfTI on the CT grid). Errors of the study (loading, a model failing on it) propagate as cspine::Error;
-  // an interrupt between batches throws InterruptedError.
-  StudyResult predict(const StudyIndex& index, const std::string& study_uid, const std::string& mask_path = "") const;
-
-  // predict() in two halves, so that loading the next study can overlap the models on this one: prepare()
-  // never throws (the error travels in the result); run() does the rest and throws what prepare() caught.
+  // A study in two halves, so that loading the next study can overlap the models on this one: prepare() loads
+  // it and builds the segmentation's host input, and never throws (the error travels in the result); run()
+  // composes the stages (src/pipeline: segmenter, vertebra locator, crop sampler, classifier, aggregator) and
+  // throws what prepare() caught, cspine::Error for a model failing on the study, or InterruptedError between
+  // batches. Nothing is written: the writers (src/output/writers.h) take the result.
   PreparedStudy prepare(const StudyIndex& index, const std::string& study_uid, int threads) const;
-  StudyResult run(PreparedStudy prepared, const std::string& mask_path = "") const;
+  StudyResult run(PreparedStudy prepared) const;
 
 private:
   PredictOptions options_;
   bool device_preprocess_ = false;
   ModelContract seg_contract_, cls_contract_;
   std::unique_ptr<TorchModel> seg_, cls_;
+  std::unique_ptr<class Segmenter> segmenter_;
 };
 
 }  // namespace cspine

@@ -1,6 +1,8 @@
 // The preprocessing spec on the C++ side: windowing, 2.5D triplets, resizing, vertebra extents, crops and
 // slice selection, exactly as scripts/cspine_models/preprocess.py does them for training (the parity test
 // tests/python/test_preprocess_parity.py runs both on one study). docs/model-contract.md states the rules.
+// The primitives live in src/pipeline/preprocess.cpp; each stage's part with its stage: the segmentation input
+// in segmenter.cpp, the extents in vertebra_locator.cpp, crops and slice selection in crop_sampler.cpp.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -45,6 +47,11 @@ struct VertebraExtent {
 // Extents of labels 1..7 in a label map laid out like the volume (i fastest); nullopt for an absent label.
 std::array<std::optional<VertebraExtent>, 7> vertebra_extents(const std::vector<uint8_t>& labels,
                                                               const std::array<int, 3>& size);
+
+// vertebra_extents of resize_labels_nearest(labels, ...) without building the resized map: each small voxel
+// stands for the block of output pixels the nearest rule maps onto it. Exactly equal (tested), far cheaper.
+std::array<std::optional<VertebraExtent>, 7> vertebra_extents_resized(const std::vector<uint8_t>& labels, int cols,
+                                                                      int rows, int slices, int out_cols, int out_rows);
 
 // Square crop around the vertebra's in-plane box: side = ceil(max(w, h) * (1 + 2 margin)) pixels, centred
 // (floor between pixels); half-open [x, x + side) x [y, y + side), may extend past the image.

@@ -61,6 +61,16 @@ struct Volume {
   std::array<double, 3> axis(int c) const { return {direction[c], direction[3 + c], direction[6 + c]}; }
   // LPS position of the centre of voxel (i, j, k), using the true slice position when known.
   std::array<double, 3> voxel_to_lps(double i, double j, double k) const;
+  // The same grid without its voxel values (what a writer needs to place a label map).
+  Volume geometry() const {
+    Volume g;
+    g.size = size;
+    g.spacing = spacing;
+    g.origin = origin;
+    g.direction = direction;
+    g.slice_positions = slice_positions;
+    return g;
+  }
 };
 
 // Writes `volume` as NIfTI (.nii or .nii.gz) with ITK: int16 HU, affine from the DICOM geometry.

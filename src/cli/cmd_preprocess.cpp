@@ -14,6 +14,8 @@
 #include "cspine/volume.h"
 #include "util/atomic_file.h"
 #include "util/npy.h"
+#include "pipeline/crop_sampler.h"
+#include "pipeline/segmenter.h"
 
 namespace fs = std::filesystem;
 
@@ -84,30 +86,30 @@ void add_preprocess(CLI::App& app, Runner& run) {
       nlohmann::json report = {{"model", opt->model},
                                {"kind", c.kind == ModelKind::segmentation ? "segmentation" : "classifier"},
                                {"volume", {{"columns", v.size[0]}, {"rows", v.size[1]}, {"slices", v.size[2]}}}};
-      const std::size_t plane = static_cast<std::size_t>(c.height) * c.width;
+      // The tensors come from the same stage code that `cspine predict` runs (host path).
       if (c.kind == ModelKind::segmentation) {
         const std::vector<int> ks = parse_slices(opt->slices, v.size[2]);
-        std::vector<float> x(ks.size() * c.channels() * plane);
-        for (std::size_t n = 0; n < ks.size(); ++n)
-          segmentation_input(v, ks[n], c, x.data() + n * c.channels() * plane);
+        const std::vector<float> x =
+            Segmenter::batch_input(Segmenter::host_input(v, c, opt->threads), v.size[2], c, ks);
         write_npy_f32((fs::path(opt->out) / "seg_input.npy").string(), x,
                       {ks.size(), static_cast<std::size_t>(c.channels()), static_cast<std::size_t>(c.height),
                        static_cast<std::size_t>(c.width)});
         report["slices"] = ks;
       } else {
         const std::vector<uint8_t> labels = read_labels_on_grid(opt->labels, v);
-        const auto extents = vertebra_extents(labels, v.size);
-        const std::size_t per = static_cast<std::size_t>(c.slices_per_vertebra) * c.channels() * plane;
-        std::vector<float> x(7 * per, 0.0f);
+        // Every labelled vertebra is cropped, however thin (predict gives one on fewer than min_slices slices the
+        // prior instead; training data, like scripts/cspine_models/preprocess.py, keeps it).
+        const auto plan = plan_vertebrae(vertebra_extents(labels, v.size), c, /*thin_fallback=*/false);
+        const std::vector<float> x = host_crops(v, plan, c, opt->threads);
         nlohmann::json vertebrae = nlohmann::json::array();
-        for (int k = 0; k < 7; ++k) {
-          const auto& e = extents[static_cast<std::size_t>(k)];
+        for (const VertebraResult& vr : plan) {
+          const auto& e = vr.extent;
           if (!e) {
             vertebrae.push_back(nullptr);
             continue;
           }
-          const CropBox b = crop_box(*e, c.crop_margin);
-          const std::vector<int> picked = vertebra_input(v, *e, c, x.data() + static_cast<std::size_t>(k) * per);
+          const CropBox b = vr.crop;
+          const std::vector<int>& picked = vr.picked;
           vertebrae.push_back({{"label", e->label},
                                {"z", {e->z0, e->z1}},
                                {"y", {e->y0, e->y1}},

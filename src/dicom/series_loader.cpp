@@ -146,6 +146,7 @@ LoadedSeries load_series(const SeriesInfo& series, const LoadOptions& options) {
   for (std::size_t k = 0; k < order.positions.size(); ++k) v.slice_positions[k] = order.positions[k] - order.positions[0];
   for (std::size_t k : order.order) {
     out.slice_files.push_back(series.slices[k].path);
+    out.slice_sources.push_back({series.slices[k].sop_instance_uid, series.slices[k].sop_class_uid, series.slices[k].frame});
     out.slice_numbers.push_back(series.slices[k].instance_number.value_or(static_cast<int>(out.slice_numbers.size()) + 1));
   }
 

@@ -65,17 +65,6 @@ LabelSet read_labels(const std::string& path) {
   return set;
 }
 
-std::optional<std::pair<std::string, int>> split_row_id(const std::string& row_id) {
-  static const std::string overall = "_patient_overall";
-  if (row_id.size() > overall.size() && row_id.compare(row_id.size() - overall.size(), overall.size(), overall) == 0)
-    return std::make_pair(row_id.substr(0, row_id.size() - overall.size()), 0);
-  if (row_id.size() > 3 && row_id.compare(row_id.size() - 3, 2, "_C") == 0) {
-    const char d = row_id.back();
-    if (d >= '1' && d <= '7') return std::make_pair(row_id.substr(0, row_id.size() - 3), d - '0');
-  }
-  return std::nullopt;
-}
-
 std::vector<Row> read_predictions(const std::string& path, const LabelSet& labels, std::string* format) {
   const Csv csv = read_csv(path, "predictions");
   const std::size_t n = labels.uids.size();
@@ -115,7 +104,7 @@ std::vector<Row> read_predictions(const std::string& path, const LabelSet& label
     for (const auto& r : csv.rows) {
       const std::string& uid = csv.field(r, uid_col);
       for (int k = 0; k < kNumLabels; ++k) {
-        const std::string row = uid + "_" + kLabelNames[k];
+        const std::string row = row_id(uid, k);
         store(r, row, uid, k, parse_probability(csv, r, csv.field(r, cols[k]), row));
       }
     }

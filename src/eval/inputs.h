@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cspine/vertebrae.h"
 #include "eval/metrics.h"
 
 namespace cspine::eval {
@@ -23,8 +24,7 @@ LabelSet read_labels(const std::string& path);
 // Predictions aligned with `labels` (same order). `format` receives "kaggle" or "wide".
 std::vector<Row> read_predictions(const std::string& path, const LabelSet& labels, std::string* format = nullptr);
 
-// Splits a Kaggle row_id at its last `_C1`..`_C7` or `_patient_overall` suffix: (uid, label index 0..7).
-std::optional<std::pair<std::string, int>> split_row_id(const std::string& row_id);
+using cspine::split_row_id;  // the row_id rules live in include/cspine/vertebrae.h
 
 // train_bounding_boxes.csv: slice_number of every box, per study.
 std::map<std::string, std::vector<int>> read_box_slices(const std::string& path);

@@ -8,7 +8,7 @@
 #include <limits>
 
 #include "cspine/error.h"
-#include "cspine/predict.h"
+#include "cspine/labels.h"
 
 namespace cspine {
 

@@ -17,6 +17,7 @@
 
 #include "cspine/backend.h"
 #include "cspine/error.h"
+#include "cspine/vertebrae.h"
 
 namespace cspine {
 
@@ -179,7 +180,9 @@ ModelContract parse_contract(const std::string& text, const std::string& source)
   const Fields output(out, "output.", source);
   if (seg) {
     const json* cls = output.find("classes");
-    need(cls && strings_are(*cls, {"background", "C1", "C2", "C3", "C4", "C5", "C6", "C7"}, true) && cls->size() <= 255,
+    std::vector<std::string> first_classes{"background"};
+    first_classes.insert(first_classes.end(), kVertebraNames.begin(), kVertebraNames.end());
+    need(cls && strings_are(*cls, first_classes, true) && cls->size() <= 255,
          source, "'output.classes' must start with background, C1..C7 (at most 255 classes, all strings)");
     for (const auto& s : *cls) {
       need(s.is_string(), source, "'output.classes' must be a list of strings");
@@ -191,7 +194,7 @@ ModelContract parse_contract(const std::string& text, const std::string& source)
     m.crop_margin = input.number("crop_margin", 0, 2, "must be a number in 0..2");
     m.min_slices = input.integer("min_slices", 1, 100000, "must be a positive integer", m.min_slices);
     const json* vs = output.find("vertebrae");
-    need(vs && strings_are(*vs, {"C1", "C2", "C3", "C4", "C5", "C6", "C7"}, false), source,
+    need(vs && strings_are(*vs, {kVertebraNames.begin(), kVertebraNames.end()}, false), source,
          "'output.vertebrae' must be C1..C7");
     const json* p = output.find("prior");
     bool ok = p && p->is_array() && p->size() == 7;

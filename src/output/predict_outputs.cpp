@@ -5,14 +5,13 @@
 #include <set>
 
 #include "cspine/exit_codes.h"
-#include "eval/inputs.h"
+#include "cspine/vertebrae.h"
 #include "util/csv.h"
 
 namespace cspine {
 
 namespace {
 
-constexpr const char* kVertebra[7] = {"C1", "C2", "C3", "C4", "C5", "C6", "C7"};
 
 nlohmann::json vertebra_json(const StudyResult& r, const VertebraResult& v) {
   nlohmann::json j;
@@ -60,11 +59,11 @@ nlohmann::json study_entry(const StudyResult& r) {
   j["spacing_mm"] = r.spacing;
   j["patient_overall"] = r.patient_overall;
   nlohmann::json vertebrae = nlohmann::json::object(), fallbacks = nlohmann::json::array();
-  for (int k = 0; k < 7; ++k) {
-    const VertebraResult& v = r.vertebrae[static_cast<std::size_t>(k)];
-    vertebrae[kVertebra[k]] = vertebra_json(r, v);
+  for (std::size_t k = 0; k < kVertebrae; ++k) {
+    const VertebraResult& v = r.vertebrae[k];
+    vertebrae[kVertebraNames[k]] = vertebra_json(r, v);
     if (v.fallback != Fallback::none)
-      fallbacks.push_back({{"vertebra", kVertebra[k]},
+      fallbacks.push_back({{"vertebra", kVertebraNames[k]},
                            {"reason", fallback_name(v.fallback)},
                            {"slices_found", v.extent ? v.extent->slices : 0},
                            {"probability", v.probability}});
@@ -107,11 +106,12 @@ std::array<double, 8> entry_probabilities(const nlohmann::json& entry, const std
   std::array<double, 8> out{};
   if (entry.value("status", "") == "ok") {
     out[0] = entry.at("patient_overall").get<double>();
-    for (int k = 0; k < 7; ++k) out[static_cast<std::size_t>(k + 1)] = entry.at("vertebrae").at(kVertebra[k]).at("probability").get<double>();
+    for (std::size_t k = 0; k < kVertebrae; ++k)
+      out[k + 1] = entry.at("vertebrae").at(kVertebraNames[k]).at("probability").get<double>();
     return out;
   }
   out[0] = noisy_or(prior);
-  for (int k = 0; k < 7; ++k) out[static_cast<std::size_t>(k + 1)] = prior[static_cast<std::size_t>(k)];
+  for (std::size_t k = 0; k < kVertebrae; ++k) out[k + 1] = prior[k];
   return out;
 }
 
@@ -129,15 +129,17 @@ std::string kaggle_csv(const std::vector<nlohmann::json>& entries, const std::ve
       if (e.value("status", "") != "ok") continue;
       const auto p = entry_probabilities(e, prior);
       const std::string uid = e.at("study_uid").get<std::string>();
-      for (int k = 0; k < 7; ++k) out += uid + "_" + kVertebra[k] + "," + format_probability(p[static_cast<std::size_t>(k + 1)]) + "\n";
-      out += uid + "_patient_overall," + format_probability(p[0]) + "\n";
+      for (int k = 1; k <= kNumLabels; ++k) {  // C1..C7, then patient_overall
+        const int label = k % kNumLabels;
+        out += row_id(uid, label) + "," + format_probability(p[static_cast<std::size_t>(label)]) + "\n";
+      }
     }
     return out;
   }
   std::map<std::string, std::array<double, 8>> by_uid;
   for (const auto& e : entries) by_uid[e.at("study_uid").get<std::string>()] = entry_probabilities(e, prior);
   for (const auto& row : *test_rows) {
-    const auto split = eval::split_row_id(row);
+    const auto split = split_row_id(row);
     auto it = split ? by_uid.find(split->first) : by_uid.end();
     if (it == by_uid.end()) continue;
     out += row + "," + format_probability(it->second[static_cast<std::size_t>(split->second)]) + "\n";
@@ -165,7 +167,7 @@ TestRows read_test_rows(const std::string& path) {
   std::set<std::string> studies;
   for (const auto& r : csv.rows) {
     const std::string& row = csv.field(r, id);
-    const auto split = eval::split_row_id(row);
+    const auto split = split_row_id(row);
     if (!split)
       throw InvalidInputError(csv.where(r.number) + ": row_id '" + row +
                               "' is not <StudyInstanceUID>_C1..C7 or <StudyInstanceUID>_patient_overall");

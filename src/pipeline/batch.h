@@ -1,9 +1,10 @@
 // The predict batch (what `cspine predict` runs): every study of a folder through the Predictor, with the
 // outputs, the progress journal and --resume, the loading thread, progress display and exit codes. The CLI only
-// fills BatchOptions (src/cli/cmd_predict.cpp); README "Predicting" documents the behaviour.
+// fills BatchOptions (src/cli/cmd_predict.cpp); docs/predict.md documents the behaviour.
 #pragma once
 #include <cstddef>
 #include <optional>
+#include <functional>
 #include <string>
 
 #include "cspine/predict.h"
@@ -16,6 +17,9 @@ struct BatchOptions {
   PredictOptions p;                  // device, fp16, batch size, threads (model paths are filled in)
   bool resume = false;
   std::optional<std::size_t> prefetch;  // studies loaded ahead; empty: auto (2 on CUDA, 1 on the CPU)
+  // Optional: scores only the studies it accepts (position in the output order, StudyInstanceUID), for
+  // example one shard of a cluster job (src/pipeline/plan.h).
+  std::function<bool(std::size_t, const std::string&)> filter;
 };
 
 // Runs the batch and returns the exit code: 0 all scored, 7 some failed, the first failure's code when all

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "util/text.h"
+#include "cspine/vertebrae.h"
 #include "cspine/dicom_writer.h"
 #include "cspine/error.h"
 #include "cspine/synth.h"
@@ -31,7 +32,6 @@ namespace cspine {
 namespace {
 using synth::Rng;
 
-constexpr const char* kVertebrae[7] = {"C1", "C2", "C3", "C4", "C5", "C6", "C7"};
 // Data-set files and folders synth owns; --overwrite removes these and nothing else.
 constexpr const char* kOwned[] = {"train_images",
                                   "test_images",
@@ -268,7 +268,7 @@ void derive_labels(const synth::Phantom& ph, const synth::Rendered& r, const Acq
         << a.instance_of(fp.slice);
     rec.box_rows.push_back(row.str());
     boxes.push_back(
-        {{"vertebra", kVertebrae[fp.label - 1]}, {"slice_number", a.instance_of(fp.slice)}, {"pixels", fp.pixels}});
+        {{"vertebra", kVertebraNames.at(static_cast<std::size_t>(fp.label - 1))}, {"slice_number", a.instance_of(fp.slice)}, {"pixels", fp.pixels}});
   }
   info.boxes = static_cast<int>(rec.box_rows.size());
 }
@@ -483,9 +483,11 @@ void write_tables(const fs::path& out, const SynthOptions& o, const std::vector<
     (s.test ? test_labels : train) += wide_row(s) + "\n";
     for (const std::string& b : r.box_rows) (s.test ? test_boxes : train_boxes) += s.study_uid + "," + b + "\n";
     if (s.test) {
-      for (const char* t : {"C1", "C2", "C3", "C4", "C5", "C6", "C7", "patient_overall"}) {
-        test += s.study_uid + "_" + t + "," + s.study_uid + "," + t + "\n";
-        sample += s.study_uid + "_" + t + ",0.5\n";
+      // Kaggle's test.csv order: C1..C7, then patient_overall.
+      for (int k = 1; k <= kNumLabels; ++k) {
+        const int label = k % kNumLabels;
+        test += row_id(s.study_uid, label) + "," + s.study_uid + "," + kLabelNames[static_cast<std::size_t>(label)] + "\n";
+        sample += row_id(s.study_uid, label) + ",0.5\n";
       }
     }
     studies.push_back(r.truth);
