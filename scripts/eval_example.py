@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Writes the random inputs behind README's example `cspine evaluate` table: NOT model results.
+"""Writes the random inputs behind the example `cspine evaluate` table in docs/evaluate.md: NOT model results.
 
 200 studies, about 45% fractured; prediction = clip(0.25 + 0.45 * label + N(0, 0.22)), rounded to 4 decimals;
 a report whose key slices fall near made-up boxes. Usage: scripts/eval_example.py OUT_DIR

@@ -23,8 +23,6 @@ namespace cspine {
 // refuses a plugin built for another one.
 inline constexpr int kBackendAbiVersion = CSPINE_BACKEND_ABI_VERSION;
 
-// The contract's input rules as they cross to the plugin (one struct: a new rule is a field, not a parameter).
-cspine_input_rules input_rules(const ModelContract& c);
 
 // Path of the backend plugin that would be loaded, or empty when none is found. Search order:
 // $CSPINE_TORCH_BACKEND, the executable's folder, <exe>/../lib/cspine, the build tree.

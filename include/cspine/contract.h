@@ -7,6 +7,8 @@
 #include <string>
 #include <vector>
 
+#include "cspine/backend_abi.h"
+
 namespace cspine {
 
 inline constexpr int kContractVersion = 1;
@@ -34,6 +36,10 @@ struct ModelContract {
 // Parses and validates a contract document; `source` names the file in messages. Throws ModelError
 // saying exactly which field is wrong.
 ModelContract parse_contract(const std::string& json_text, const std::string& source);
+
+// The contract's input rules as they cross to the model plugin (include/cspine/backend_abi.h): one struct, so
+// a new rule is a field there and here, not a new parameter on every entry point.
+cspine_input_rules input_rules(const ModelContract& c);
 
 // Reads the contract embedded in a TorchScript file (through the model backend), or a plain .json contract.
 // Throws ModelError when the file is missing, not a TorchScript archive, has no contract or a bad one.

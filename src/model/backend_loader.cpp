@@ -262,20 +262,6 @@ std::vector<float> device_crops(const DeviceVolume& volume, const CropRequest& r
   return out;
 }
 
-cspine_input_rules input_rules(const ModelContract& c) {
-  cspine_input_rules r{};
-  r.hu_low = c.hu_low;
-  r.hu_high = c.hu_high;
-  if (c.slice_offsets.empty() || c.slice_offsets.size() > CSPINE_MAX_SLICE_OFFSETS)
-    throw ModelError("a model contract with " + std::to_string(c.slice_offsets.size()) + " slice offsets (1.." +
-                     std::to_string(CSPINE_MAX_SLICE_OFFSETS) + ")");
-  for (std::size_t i = 0; i < c.slice_offsets.size(); ++i) r.slice_offsets[i] = c.slice_offsets[i];
-  r.n_offsets = static_cast<int32_t>(c.slice_offsets.size());
-  r.height = c.height;
-  r.width = c.width;
-  return r;
-}
-
 std::string find_backend_plugin() {
   for (const auto& c : candidates()) {
     std::error_code ec;

@@ -25,21 +25,7 @@ int run_cli(const std::string& args, std::string* out = nullptr, std::string* er
   return run_command(q(CSPINE_BINARY) + " " + args, out ? out : &o, err);
 }
 
-void edit_file(const std::string& path, const std::function<void(DcmDataset&)>& edit) {
-  DcmFileFormat f;
-  ASSERT_TRUE(f.loadFile(path.c_str()).good()) << path;
-  const E_TransferSyntax xfer = f.getDataset()->getOriginalXfer();
-  edit(*f.getDataset());
-  ASSERT_TRUE(f.saveFile(path.c_str(), xfer).good()) << path;
-}
-
-SeriesSpec small(int slices, TransferSyntax ts = TransferSyntax::explicit_little) {
-  SeriesSpec s;
-  s.slices = slices;
-  s.rows = s.columns = 32;
-  s.ts = ts;
-  return s;
-}
+SeriesSpec small(int slices, TransferSyntax ts = TransferSyntax::explicit_little) { return small_series(slices, ts); }
 
 }  // namespace
 
@@ -47,7 +33,7 @@ TEST(HostileCli, InspectJsonWithLatin1HeaderAndFileName) {
   TempDir tmp;
   const auto w = write_series(tmp / "s", small(3));
   for (const auto& f : w.files)
-    edit_file(f, [](DcmDataset& d) {
+    edit_dicom_file(f, [](DcmDataset& d) {
       d.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 100");
       d.putAndInsertString(DCM_SeriesDescription, "HWS Wirbels\xE4ule");
     });
@@ -66,7 +52,7 @@ TEST(HostileCli, HugeClaimedMatrixExitsWithUnusableSeriesNamingTheFile) {
     TempDir tmp;
     const auto w = write_series(tmp / "s", small(2, ts));
     for (const auto& f : w.files)
-      edit_file(f, [](DcmDataset& d) {
+      edit_dicom_file(f, [](DcmDataset& d) {
         d.putAndInsertUint16(DCM_Rows, 32768);
         d.putAndInsertUint16(DCM_Columns, 32768);
       });
@@ -80,7 +66,7 @@ TEST(HostileCli, HugeClaimedMatrixExitsWithUnusableSeriesNamingTheFile) {
 TEST(HostileCli, ZeroPixelSpacingExitsWithUnusableSeries) {
   TempDir tmp;
   const auto w = write_series(tmp / "s", small(3));
-  for (const auto& f : w.files) edit_file(f, [](DcmDataset& d) { d.putAndInsertString(DCM_PixelSpacing, "0\\0"); });
+  for (const auto& f : w.files) edit_dicom_file(f, [](DcmDataset& d) { d.putAndInsertString(DCM_PixelSpacing, "0\\0"); });
   std::string err;
   EXPECT_EQ(run_cli("convert " + q(tmp.str()) + " -o " + q(tmp / "out.nii"), nullptr, &err), 5) << err;
   EXPECT_NE(err.find("PixelSpacing"), std::string::npos) << err;

@@ -35,16 +35,6 @@ std::string all_text(const Warnings& ws) {
   return s;
 }
 
-// Rewrites one file with `edit` applied to its data set, keeping its transfer syntax (encapsulated pixel data
-// is written back as it was read).
-void edit_file(const std::string& path, const std::function<void(DcmDataset&)>& edit) {
-  DcmFileFormat f;
-  ASSERT_TRUE(f.loadFile(path.c_str()).good()) << path;
-  const E_TransferSyntax xfer = f.getDataset()->getOriginalXfer();
-  edit(*f.getDataset());
-  ASSERT_TRUE(f.saveFile(path.c_str(), xfer).good()) << path;
-}
-
 // Offset just past the (7FE0,0010) element's tag in a file (the last occurrence).
 std::size_t pixel_tag_offset(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -55,13 +45,7 @@ std::size_t pixel_tag_offset(const std::string& path) {
   return at;
 }
 
-SeriesSpec small(TransferSyntax ts, int slices = 5) {
-  SeriesSpec spec;
-  spec.slices = slices;
-  spec.rows = spec.columns = 32;
-  spec.ts = ts;
-  return spec;
-}
+SeriesSpec small(TransferSyntax ts, int slices = 5) { return small_series(slices, ts); }
 
 }  // namespace
 
@@ -69,7 +53,7 @@ SeriesSpec small(TransferSyntax ts, int slices = 5) {
 TEST(HostileInput, Jpeg2000FrameLargerThanHeaderIsRefusedBeforeDecoding) {
   TempDir tmp;
   const auto w = write_series(tmp / "s", small(TransferSyntax::jpeg2000_lossless));
-  edit_file(w.files[2], [](DcmDataset& d) {
+  edit_dicom_file(w.files[2], [](DcmDataset& d) {
     d.putAndInsertUint16(DCM_Rows, 16);
     d.putAndInsertUint16(DCM_Columns, 8);
   });
@@ -120,14 +104,14 @@ TEST(HostileInput, Latin1TextBecomesUtf8) {
   TempDir tmp;
   const auto w = write_series(tmp / "s", small(TransferSyntax::explicit_little, 3));
   for (const auto& f : w.files)
-    edit_file(f, [](DcmDataset& d) {
+    edit_dicom_file(f, [](DcmDataset& d) {
       d.putAndInsertString(DCM_SpecificCharacterSet, "ISO_IR 100");
       d.putAndInsertString(DCM_SeriesDescription, "HWS Wirbels\xE4ule");
     });
   const StudyIndex index = scan_studies(tmp.str());
   EXPECT_EQ(index.studies.at(0).series.at(0).description, "HWS Wirbels\xC3\xA4ule");
   // No character set declared: the byte is escaped.
-  for (const auto& f : w.files) edit_file(f, [](DcmDataset& d) { d.findAndDeleteElement(DCM_SpecificCharacterSet); });
+  for (const auto& f : w.files) edit_dicom_file(f, [](DcmDataset& d) { d.findAndDeleteElement(DCM_SpecificCharacterSet); });
   const StudyIndex raw = scan_studies(tmp.str());
   EXPECT_EQ(raw.studies.at(0).series.at(0).description, "HWS Wirbels\\xE4ule");
 }
@@ -166,7 +150,7 @@ TEST(HostileInput, FileReplacedAfterIndexingIsSkipped) {
 TEST(HostileInput, PixelDataLongerThanTheHeaderSaysIsRefused) {
   TempDir tmp;
   const auto w = write_series(tmp / "s", small(TransferSyntax::explicit_little));
-  edit_file(w.files[2], [](DcmDataset& d) { d.putAndInsertUint16(DCM_Rows, 16); });  // data is 32 rows
+  edit_dicom_file(w.files[2], [](DcmDataset& d) { d.putAndInsertUint16(DCM_Rows, 16); });  // data is 32 rows
   const LoadedSeries l = load_study(scan_studies(tmp.str()), "");
   EXPECT_EQ(l.volume.size[2], 4);
   EXPECT_EQ(l.volume.size[1], 32);
@@ -179,7 +163,7 @@ TEST(HostileInput, PixelDataLongerThanTheHeaderSaysIsRefused) {
 TEST(HostileInput, ZeroPixelSpacingIsRefusedNamingTheFile) {
   TempDir tmp;
   const auto w = write_series(tmp / "s", small(TransferSyntax::explicit_little, 3));
-  for (const auto& f : w.files) edit_file(f, [](DcmDataset& d) { d.putAndInsertString(DCM_PixelSpacing, "0\\0"); });
+  for (const auto& f : w.files) edit_dicom_file(f, [](DcmDataset& d) { d.putAndInsertString(DCM_PixelSpacing, "0\\0"); });
   try {
     load_study(scan_studies(tmp.str()), "");
     FAIL() << "a volume with zero pixel spacing was loaded";
@@ -199,7 +183,7 @@ TEST(HostileInput, OddSliceOfAnotherMatrixOrSpacingIsDropped) {
   odd.series_uid = w.series_uid;
   odd.origin[2] = 100;
   write_series(tmp / "s2", odd);
-  edit_file(w.files[4], [](DcmDataset& d) { d.putAndInsertString(DCM_PixelSpacing, "0.9\\0.9"); });
+  edit_dicom_file(w.files[4], [](DcmDataset& d) { d.putAndInsertString(DCM_PixelSpacing, "0.9\\0.9"); });
   const LoadedSeries l = load_study(scan_studies(tmp.str()), "");
   EXPECT_EQ(l.volume.size[0], 32);
   EXPECT_EQ(l.volume.size[2], 5) << all_text(l.warnings);
@@ -214,7 +198,7 @@ TEST(HostileInput, HugeClaimedMatrixIsRefusedBeforeAllocation) {
       TempDir tmp;
       const auto w = write_series(tmp / "s", small(ts, 2));
       for (const auto& f : w.files)
-        edit_file(f, [&](DcmDataset& d) {
+        edit_dicom_file(f, [&](DcmDataset& d) {
           d.putAndInsertUint16(DCM_Rows, static_cast<Uint16>(size));
           d.putAndInsertUint16(DCM_Columns, static_cast<Uint16>(size));
         });
@@ -232,7 +216,7 @@ TEST(HostileInput, HugeClaimedMatrixIsRefusedBeforeAllocation) {
 TEST(HostileInput, UnknownVrElementsAreReadWithTheirDictionaryVr) {
   TempDir tmp;
   const auto w = write_series(tmp / "s", small(TransferSyntax::explicit_little, 2));
-  edit_file(w.files[0], [](DcmDataset& d) {
+  edit_dicom_file(w.files[0], [](DcmDataset& d) {
     d.findAndDeleteElement(DCM_InstanceNumber);
     auto* un = new DcmOtherByteOtherWord(DcmTag(DCM_InstanceNumber, EVR_UN));
     const char value[] = "42";  // IS "42", even length

@@ -12,6 +12,9 @@
 #include <random>
 #include <sstream>
 
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dctk.h>
+
 namespace cspine::test {
 
 TempDir::TempDir() {
@@ -182,5 +185,21 @@ std::string dcm2niix(const std::string& in, const std::string& out_dir) {
 }
 
 bool have_dcm2niix() { return run_command("command -v dcm2niix >/dev/null") == 0; }
+
+void edit_dicom_file(const std::string& path, const std::function<void(DcmDataset&)>& edit) {
+  DcmFileFormat f;
+  ASSERT_TRUE(f.loadFile(path.c_str()).good()) << path;
+  const E_TransferSyntax xfer = f.getDataset()->getOriginalXfer();
+  edit(*f.getDataset());
+  ASSERT_TRUE(f.saveFile(path.c_str(), xfer).good()) << path;
+}
+
+SeriesSpec small_series(int slices, TransferSyntax ts) {
+  SeriesSpec s;
+  s.slices = slices;
+  s.rows = s.columns = 32;
+  s.ts = ts;
+  return s;
+}
 
 }  // namespace cspine::test

@@ -5,6 +5,7 @@
 
 #include <array>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -12,6 +13,8 @@
 #include "cspine/dicom.h"
 #include "cspine/dicom_writer.h"
 #include "cspine/volume.h"
+
+class DcmDataset;
 
 namespace cspine::test {
 
@@ -70,6 +73,13 @@ struct WrittenSeries {
 // Writes the series into `dir`, naming files with `name(k)` (k = position order index).
 WrittenSeries write_series(const std::string& dir, const SeriesSpec& spec,
                            const std::function<std::string(int)>& name = nullptr);
+
+// Rewrites one DICOM file with `edit` applied to its data set, keeping its transfer syntax (encapsulated pixel
+// data is written back as it was read): how the hostile-input tests damage a file.
+void edit_dicom_file(const std::string& path, const std::function<void(DcmDataset&)>& edit);
+
+// A small series (32 x 32, `slices` slices) in transfer syntax `ts`.
+SeriesSpec small_series(int slices, TransferSyntax ts = TransferSyntax::explicit_little);
 
 // Runs a shell command, returns its exit status and captures stdout (stderr goes to `err` when given).
 int run_command(const std::string& command, std::string* out = nullptr, std::string* err = nullptr);
