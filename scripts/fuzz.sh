@@ -26,6 +26,10 @@ shift 2
 # The core builds without LibTorch (the plugin is loaded at run time and no fuzz target needs it), and the
 # tests are not needed here: only cspine_core and the fuzz targets are compiled.
 if [[ ! -f "$BUILD_DIR/CMakeCache.txt" ]]; then
+  if ! command -v "${CXX:-clang++}" >/dev/null; then
+    echo "fuzz.sh: ${CXX:-clang++} not found: apt-get install clang libclang-rt-14-dev (libFuzzer)" >&2
+    exit 2
+  fi
   generator=()
   if command -v ninja >/dev/null; then generator=(-G Ninja); fi
   CC="${CC:-clang}" CXX="${CXX:-clang++}" cmake -S "$ROOT" -B "$BUILD_DIR" "${generator[@]}" \
