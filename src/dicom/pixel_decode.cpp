@@ -11,11 +11,8 @@
 #include <gdcmDataElement.h>
 #include <gdcmFragment.h>
 #include <gdcmJPEG2000Codec.h>
-#include <gdcmJPEGCodec.h>
-#include <gdcmJPEGLSCodec.h>
 #include <gdcmPixelFormat.h>
 #include <gdcmPhotometricInterpretation.h>
-#include <gdcmRLECodec.h>
 #include <gdcmSequenceOfFragments.h>
 
 #include <algorithm>
@@ -169,7 +166,7 @@ void verify_unchanged(DcmFileFormat& file, const std::string& path, const std::v
   }
 }
 
-// One frame's fragments decoded with GDCM's codec for `kind`, in memory: GDCM never parses the file itself (its
+// One JPEG 2000 frame's fragments decoded with GDCM's codec (OpenJPEG), in memory: GDCM never parses the file itself (its
 // parser asserts on truncated encapsulated data), and the frame's own header was checked against Rows/Columns
 // first (its JPEG 2000 codec writes what the codestream holds into a buffer sized from the header).
 std::vector<char> decode_frame_with_gdcm(DcmPixelSequence* seq, std::pair<unsigned long, unsigned long> items,
@@ -187,14 +184,9 @@ std::vector<char> decode_frame_with_gdcm(DcmPixelSequence* seq, std::pair<unsign
   gdcm::DataElement in(gdcm::Tag(0x7fe0, 0x0010));
   in.SetVLToUndefined();
   in.SetValue(*fragments);
-  std::unique_ptr<gdcm::ImageCodec> codec;
-  switch (kind) {
-    case Codestream::jpeg2000: codec = std::make_unique<gdcm::JPEG2000Codec>(); break;
-    case Codestream::jpeg: codec = std::make_unique<gdcm::JPEGCodec>(); break;
-    case Codestream::jpeg_ls: codec = std::make_unique<gdcm::JPEGLSCodec>(); break;
-    case Codestream::rle: codec = std::make_unique<gdcm::RLECodec>(); break;
-    case Codestream::other: throw SeriesError("'" + path + "': no decoder for " + transfer_syntax_name(h.transfer_syntax_uid));
-  }
+  if (kind != Codestream::jpeg2000)
+    throw SeriesError("'" + path + "': no decoder for " + transfer_syntax_name(h.transfer_syntax_uid));
+  auto codec = std::make_unique<gdcm::JPEG2000Codec>();
   const unsigned dims[3] = {static_cast<unsigned>(h.columns), static_cast<unsigned>(h.rows), 1};
   codec->SetNumberOfDimensions(2);
   codec->SetDimensions(dims);
@@ -358,19 +350,12 @@ void decode_frames(const std::string& path, const std::vector<FrameTarget>& targ
     }
     if (stats) stats->used_gdcm = true;
   };
-  // DCMTK's free edition has no JPEG 2000 decoder: GDCM's (OpenJPEG) does it.
+  // DCMTK's free edition has no JPEG 2000 decoder: GDCM's (OpenJPEG) does it. Every other syntax is DCMTK's alone,
+  // and its refusal is final: GDCM as a second opinion leaked about 750 KB per corrupt JPEG frame (its IJG memory
+  // manager, on the error path) and asserted (aborting the process) on a corrupt RLE segment; both found by
+  // fuzz_pixel_decode (fuzz/reproducers/fuzz_pixel_decode/).
   if (kind == Codestream::jpeg2000) return with_gdcm();
-  if (decode_with_dcmtk(file, path, targets, padding_hu, stats, why)) return;
-  // A second opinion before giving up, for JPEG only: GDCM's JPEG codec tolerates some old encoders' bugs that
-  // DCMTK refuses. Not for RLE or JPEG-LS: GDCM adds nothing there, and its RLE codec asserts (aborts the
-  // process) on a corrupt segment that DCMTK refuses cleanly (found by fuzz_pixel_decode).
-  if (kind != Codestream::jpeg) throw SeriesError(why);
-  CSPINE_DEBUG("{}; trying GDCM", why);
-  try {
-    with_gdcm();
-  } catch (const Error& e) {
-    throw Error(ExitCode::unusable_series, why + " (GDCM: " + e.what() + ")");
-  }
+  if (!decode_with_dcmtk(file, path, targets, padding_hu, stats, why)) throw SeriesError(why);
 }
 
 }  // namespace cspine::dicom
