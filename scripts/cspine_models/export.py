@@ -56,14 +56,19 @@ def check_export(path):
     with torch.inference_mode():
         out = m(x)
     if c["kind"] == "segmentation":
-        want = (1, len(c["output"]["classes"]), *c["input"]["size"])
+        want = (1, ct.output_channels(c), *c["input"]["size"])
         if tuple(out.shape) != want:
             raise ct.ContractError(f"{path}: output shape {tuple(out.shape)}, contract says {want}")
     else:
         logit, att = out
         n = c["input"]["slices_per_vertebra"]
-        if tuple(logit.shape) != (7,) or tuple(att.shape) != (7, n):
-            raise ct.ContractError(f"{path}: outputs {tuple(logit.shape)}, {tuple(att.shape)}; want (7,), (7, {n})")
+        ens = c["output"].get("ensemble", "single") != "single"
+        n_members = ct.ensemble_members(c)
+        ok = (tuple(logit.shape) == (7,) if not ens else
+              logit.dim() == 2 and logit.shape[0] == 7 and (n_members is None or logit.shape[1] == n_members))
+        if not ok or tuple(att.shape) != (7, n):
+            want = "(7,)" if not ens else f"(7, {n_members if n_members is not None else 'M'})"
+            raise ct.ContractError(f"{path}: outputs {tuple(logit.shape)}, {tuple(att.shape)}; want {want}, (7, {n})")
     return c
 
 

@@ -78,7 +78,7 @@ def test_noisy_or():
 def test_contract_validation_names_the_field():
     good = ct.classifier_contract()
     ct.validate(good)
-    for mutate, field in [(lambda c: c.update(contract_version=2), "contract_version"),
+    for mutate, field in [(lambda c: c.update(contract_version=3), "contract_version"),
                           (lambda c: c.update(kind="detector"), "kind"),
                           (lambda c: c["input"].update(channels=2), "channels"),
                           (lambda c: c["input"].update(hu_window=[100, 0]), "hu_window"),
