@@ -2,7 +2,7 @@
 """Import third-party cervical-spine models into cspine TorchScript files (model contract version 2).
 
   cspine_import.py rawe --seg SEG.pth --cls ARCH=CLS.pth [--cls ARCH=CLS.pth ...]
-                        [--seg-size 512] [--cls-size 384] [--lib DIR] [--threads N] -o OUTDIR
+                        [--seg-size 512] [--cls-size 384] [--lib DIR] [--threads N] [--trust-pickle] -o OUTDIR
 
 rawe: the RSNA 2022 Cervical Spine Fracture Detection 2nd-place solution (team RAWE,
 https://github.com/ryanyuerong/RSNA2022RAWE, MIT). Checkpoints in the team's format {'model': state_dict} (or a
@@ -38,6 +38,9 @@ def build_parser():
     r.add_argument("--lib", metavar="DIR", help="folder with smp / efficientnet_pytorch / pretrainedmodels / timm, "
                                                "searched before the installed packages")
     r.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    r.add_argument("--trust-pickle", action="store_true",
+                   help="load checkpoints that hold Python objects besides tensors (full unpickling can run code; "
+                        "by default only tensors, containers and numbers are accepted)")
     r.add_argument("-o", "--out", required=True, metavar="OUTDIR", help="output folder (created)")
     return p
 
@@ -50,7 +53,8 @@ def main(argv=None):
         if args.threads > 0:
             torch.set_num_threads(args.threads)
         cls = rawe.parse_cls(args.cls)
-        rawe.import_rawe(args.seg, cls, args.out, seg_size=args.seg_size, cls_size=args.cls_size, lib=args.lib)
+        rawe.import_rawe(args.seg, cls, args.out, seg_size=args.seg_size, cls_size=args.cls_size, lib=args.lib,
+                          trust_pickle=args.trust_pickle)
     except rawe.ImportFailure as e:
         print(f"cspine_import: error: {e}", file=sys.stderr)
         return 2

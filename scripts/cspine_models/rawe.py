@@ -94,16 +94,22 @@ def sha256_file(path):
     return h.hexdigest()
 
 
-def load_state_dict(path):
+def load_state_dict(path, trust_pickle=False):
     """The state dict of a checkpoint in the team's format {'model': state_dict} or a bare state dict, with any
-    `module.` prefix (DataParallel) removed."""
+    `module.` prefix (DataParallel) removed. Loaded with torch.load(weights_only=True) (tensors, containers and
+    numbers only: unpickling anything else can run code) unless trust_pickle."""
     if not os.path.exists(path):
         raise ImportFailure(f"{path}: file not found")
     if not os.path.isfile(path):
         raise ImportFailure(f"{path}: not a file")
     try:
-        obj = torch.load(path, map_location="cpu")
+        obj = torch.load(path, map_location="cpu", **({} if trust_pickle else {"weights_only": True}))
     except Exception as e:  # pickle / zip errors of every kind
+        if not trust_pickle and "Weights only load failed" in str(e) and "Unsupported class" in str(e):
+            what = str(e).rsplit("error:", 1)[-1].strip().splitlines()[0][:120]
+            raise ImportFailure(f"{path}: holds Python objects other than tensors ({what}); refused because "
+                                "unpickling them can run code: re-save it as torch.save({'model': state_dict}) "
+                                "or pass --trust-pickle if the file comes from a trusted source") from e
         msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ImportFailure(f"{path}: not a PyTorch checkpoint ({type(e).__name__}: {msg[:200]})") from e
     sd = obj
@@ -412,14 +418,20 @@ def write_torchscript(traced, contract, path, check_input):
 
 # ---- the whole import -------------------------------------------------------------------------------------------
 
-def import_rawe(seg, cls, out, seg_size=512, cls_size=384, lib=None, log=print):
+def import_rawe(seg, cls, out, seg_size=512, cls_size=384, lib=None, log=print, trust_pickle=False):
     """seg: checkpoint path; cls: [(arch, path)]; writes out/seg.pt and out/cls.pt. Returns their contracts."""
     if not 32 <= seg_size <= 2048 or seg_size % 32:
         raise ImportFailure(f"--seg-size {seg_size}: must be a multiple of 32 in 32..2048 (smp.Unet's rule)")
     if not 32 <= cls_size <= 2048:
         raise ImportFailure(f"--cls-size {cls_size}: must be in 32..2048")
-    seg_sd = load_state_dict(seg)
-    cls_sds = [(arch, path, load_state_dict(path)) for arch, path in cls]
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise ImportFailure(f"{out}: cannot create the output folder ({e.strerror or e})") from e
+    if not os.access(out, os.W_OK):
+        raise ImportFailure(f"{out}: output folder is not writable")
+    seg_sd = load_state_dict(seg, trust_pickle)
+    cls_sds = [(arch, path, load_state_dict(path, trust_pickle)) for arch, path in cls]
     libs = import_libraries(lib)
 
     reference, seg_model = build_segmentation(libs, seg_sd, seg)
@@ -441,12 +453,14 @@ def import_rawe(seg, cls, out, seg_size=512, cls_size=384, lib=None, log=print):
                                                    for s in cls_sources])
     cls_c["provenance"] = dict(provenance(libs, cls_sources), trace_check=cls_check)
 
-    os.makedirs(out, exist_ok=True)
     g = torch.Generator().manual_seed(1)
-    write_torchscript(seg_traced, seg_c, os.path.join(out, "seg.pt"), torch.rand(1, 3, seg_size, seg_size,
-                                                                               generator=g))
-    write_torchscript(cls_traced, cls_c, os.path.join(out, "cls.pt"), torch.rand(1, SEQ_LEN, 1, cls_size, cls_size,
-                                                                               generator=g))
+    try:
+        write_torchscript(seg_traced, seg_c, os.path.join(out, "seg.pt"),
+                          torch.rand(1, 3, seg_size, seg_size, generator=g))
+        write_torchscript(cls_traced, cls_c, os.path.join(out, "cls.pt"),
+                          torch.rand(1, SEQ_LEN, 1, cls_size, cls_size, generator=g))
+    except OSError as e:
+        raise ImportFailure(f"{e.filename or out}: cannot write ({e.strerror or e})") from e
     log(f"wrote {os.path.join(out, 'seg.pt')} and {os.path.join(out, 'cls.pt')} (contract version "
         f"{seg_c['contract_version']}, {len(members)} classifier member{'s' if len(members) > 1 else ''})")
     return seg_c, cls_c

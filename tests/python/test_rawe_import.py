@@ -64,12 +64,14 @@ def need_oracle():
 @pytest.fixture(scope="module")
 def ckpt(tmp_path_factory):
     need_oracle()
+    import time
+    started = time.time()
     d = tmp_path_factory.mktemp("rawe-ckpt")
     cmd = [PY, str(ORACLE / "make_checkpoints.py"), "--out", str(d), "--vertebra-like"]
     for a in ARCHS:
         cmd += ["--cls", a]
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-    return {"dir": d, "seg": d / "seg.pth", **{a: d / f"cls_{a}_0.pth" for a in ARCHS},
+    return {"dir": d, "started": started, "seg": d / "seg.pth", **{a: d / f"cls_{a}_0.pth" for a in ARCHS},
             "manifest": json.loads((d / "checkpoints.json").read_text())}
 
 
@@ -155,7 +157,7 @@ def test_import_writes_v2_contracts_with_fingerprints(ckpt, imported):
     assert "max |traced - eager| logit = 0" in imported["log"]
     assert cls["provenance"]["trace_check"]["max_abs_logit_vs_eager"] <= 1e-5
     assert not list(out.glob(".*partial"))
-    assert not list(LIB.rglob("__pycache__"))
+    assert not [p for p in LIB.rglob("*.pyc") if p.stat().st_mtime >= ckpt["started"]]   # nothing written into --lib
 
 
 def test_exported_files_pass_the_generic_export_check(imported):
@@ -279,6 +281,18 @@ def test_unreadable_checkpoints(ckpt, tmp_path, capsys):
     torch.save({"epoch": 3}, odd)
     msg = fails(["rawe", "--seg", str(odd), "--cls", f"resnet18d={ckpt['resnet18d']}", "-o", str(tmp_path)], capsys)
     assert f"{odd}: not a checkpoint" in msg
+
+
+def test_pickled_objects_need_trust(ckpt, tmp_path, capsys):
+    import numpy as np
+    from cspine_models import rawe
+    sd = torch.load(ckpt["resnet18d"], map_location="cpu")["model"]
+    p = tmp_path / "with_numpy.pth"
+    torch.save({"model": sd, "best_score": np.float64(0.3)}, p)
+    msg = fails(["rawe", "--seg", str(ckpt["seg"]), "--cls", f"resnet18d={p}", "-o", str(tmp_path)], capsys)
+    assert str(p) in msg and "--trust-pickle" in msg and "numpy" in msg
+    got = rawe.load_state_dict(str(p), trust_pickle=True)
+    assert list(got) == list(sd) and all(torch.equal(got[k], sd[k]) for k in sd)
 
 
 def test_exit_code_of_the_executable(ckpt, tmp_path):
