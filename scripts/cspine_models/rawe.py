@@ -110,7 +110,10 @@ def load_state_dict(path, trust_pickle=False):
             raise ImportFailure(f"{path}: holds Python objects other than tensors ({what}); refused because "
                                 "unpickling them can run code: re-save it as torch.save({'model': state_dict}) "
                                 "or pass --trust-pickle if the file comes from a trusted source") from e
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = str(e).strip()
+        if "WeightsUnpickler error:" in msg:
+            msg = "unpickling: " + msg.rsplit("WeightsUnpickler error:", 1)[1].strip()
+        msg = msg.splitlines()[0] if msg else type(e).__name__
         raise ImportFailure(f"{path}: not a PyTorch checkpoint ({type(e).__name__}: {msg[:200]})") from e
     sd = obj
     if isinstance(obj, dict) and "model" in obj and isinstance(obj["model"], dict):
@@ -254,6 +257,10 @@ class RaweClassifier(nn.Module):
             self.pooling = nn.AdaptiveAvgPool2d(1)
         self.pool = kind == "res"
         self.gru = nn.GRU(cnn_feature, hidden_dim, 2, batch_first=True, bidirectional=True)
+        # The GRU's initial state (zeros, as nn.GRU's default). Passed explicitly from a buffer because nn.GRU
+        # creates its default on a device that torch.jit.trace records as a constant (CPU), which would break
+        # the traced file on CUDA; a buffer moves with the module. Not persistent: the checkpoint keys stay.
+        self.register_buffer("h0", torch.zeros(2 * 2, 1, hidden_dim), persistent=False)
         self.mlp_attention_layer = MLPAttention(2 * hidden_dim)
         self.logits = nn.Sequential(nn.Linear(hidden_dim * 2, 128), nn.ReLU(), nn.Dropout(), nn.Linear(128, 1))
 
@@ -264,7 +271,8 @@ class RaweClassifier(nn.Module):
         if self.pool:
             features = self.pooling(features).view(bs * self.seq_len, -1)
         features = features.reshape(bs, self.seq_len, -1)
-        features, _ = self.gru(features)
+        h0 = self.h0.expand(self.h0.size(0), bs, self.h0.size(2)).contiguous()
+        features, _ = self.gru(features, h0)
         att_out, att = self.mlp_attention_layer(features)
         pred = self.logits(att_out).view(bs, -1)             # (B, 1)
         return pred, att.reshape(bs, self.seq_len)

@@ -165,6 +165,20 @@ def test_exported_files_pass_the_generic_export_check(imported):
         export.check_export(str(imported["out"] / name))
 
 
+def test_traces_hold_no_device_constants(imported):
+    """The engine moves the files to CUDA: a tensor the trace creates on a fixed device (nn.GRU's default
+    initial state is one) would break there. No GPU is needed to see it in the graph code."""
+    for name in ("seg.pt", "cls.pt"):
+        m = torch.jit.load(str(imported["out"] / name))
+        for sub_name, sub in [("", m)] + list(m.named_modules()):
+            try:
+                code = sub.code
+            except (RuntimeError, AttributeError):
+                continue
+            assert "torch.device(" not in code, f"{name} {sub_name}: " + next(
+                ln for ln in code.splitlines() if "torch.device(" in ln)
+
+
 def test_segmentation_trace_equals_eager_at_another_batch(ckpt, imported):
     from cspine_models import rawe
     libs = rawe.import_libraries(str(LIB))
