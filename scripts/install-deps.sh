@@ -16,6 +16,7 @@ PACKAGES=(
   python3-torch python3-torchvision     # training and TorchScript export (scripts/cspine_models), CPU
   python3-sklearn python3-scipy         # metrics cross-check (tests/python); scipy.ndimage in the Python peer
   python3-pydicom python3-gdcm python3-nibabel  # independent readers of what synth writes (tests/python)
+  slurmctld slurmd slurm-client munge   # a real single-node Slurm for the cluster tests (tests/python/test_cluster.py)
 )
 if [[ "${CSPINE_BENCH_DEPS:-0}" == "1" ]]; then PACKAGES+=(hyperfine time); fi
 

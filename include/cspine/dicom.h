@@ -76,6 +76,11 @@ struct ScanOptions {
 // groups images by study and series and chooses one series per study. Throws InputError when `path`
 // does not exist and NoDicomError when nothing under it is DICOM.
 StudyIndex scan_studies(const std::string& path, const ScanOptions& options = {});
+// The files scan_studies would look at under `path` (a file, or every regular file of a tree, sorted).
+std::vector<std::string> list_input_files(const std::string& path);
+// scan_studies over the given files only (`path` names them in messages): what a shard of a cluster job runs
+// on its own studies' files, from a plan, instead of walking the whole input (src/pipeline/shard.h).
+StudyIndex scan_files(const std::string& path, const std::vector<std::string>& files, const ScanOptions& options = {});
 
 // Result of putting a series' slices in spatial order.
 struct SliceOrder {

@@ -34,7 +34,7 @@ inline constexpr ExitCodeInfo kExitCodes[] = {
     {ExitCode::unusable_series, "unusable-series",
      "DICOM was found but no series can make a CT volume (the message names the file and what is missing)"},
     {ExitCode::output_error, "output-error", "an output file or folder could not be written"},
-    {ExitCode::partial, "partial", "batch commands: some studies succeeded and some failed (each failure is logged and reported)"},
+    {ExitCode::partial, "partial", "batch commands: some studies succeeded and some failed (each failure is logged and reported); merge: the run is incomplete (it names the shards to rerun)"},
     {ExitCode::invalid_input, "invalid-input",
      "an input file was read but its content is invalid (the message names the file, line and row)"},
     {ExitCode::model, "model-error",

@@ -2,6 +2,7 @@
 #include "cli/commands.h"
 #include "cspine/error.h"
 #include "pipeline/batch.h"
+#include "pipeline/shard.h"
 
 namespace cspine::cli {
 
@@ -22,12 +23,13 @@ int count_or_auto(const std::string& text, const std::string& flag, int min, con
 void add_predict(CLI::App& app, Runner& run) {
   struct Options : BatchOptions {
     std::string prefetch_text = "auto", batch_text = "auto";
+    std::string run_dir, shard, plan;  // a shard of a cluster run (docs/cluster.md)
   };
   auto opt = std::make_shared<Options>();
   auto* cmd = app.add_subcommand("predict", "Score a folder of CT studies: Kaggle submission CSV, per-vertebra report");
   cmd->add_option("input", opt->input, "Folder of studies (one folder per study, as test_images/), or one study")
       ->required();
-  cmd->add_option("-o,--output", opt->output, "Kaggle submission CSV to write (row_id,fractured)")->required();
+  cmd->add_option("-o,--output", opt->output, "Kaggle submission CSV to write (row_id,fractured); not with --run-dir");
   cmd->add_option("--test-csv", opt->test_csv,
                   "Kaggle test.csv: write exactly its rows, in its order (studies absent from INPUT get the prior)");
   cmd->add_option("--seg-model", opt->seg_model, "Segmentation model (TorchScript with cspine.json; default models/seg.pt)");
@@ -53,9 +55,25 @@ void add_predict(CLI::App& app, Runner& run) {
   cmd->add_option("--save-masks", opt->masks, "Folder for each study's vertebra label map (<UID>.nii.gz, CT grid)");
   cmd->add_flag("--resume", opt->resume,
                 "Skip the studies a previous run of the same command already scored (read from <output>.progress.jsonl)");
+  cmd->add_option("--run-dir", opt->run_dir, "Score one shard of a cluster run into this folder (with --shard; cspine merge "
+                  "writes the outputs; docs/cluster.md)");
+  cmd->add_option("--shard", opt->shard, "With --run-dir: K/N (shard K of N, from 0), slurm (from the job array), slurm/N "
+                  "(array task ids are shard numbers) or k8s/N (JOB_COMPLETION_INDEX)");
+  cmd->add_option("--plan", opt->plan, "With --run-dir: the plan of INPUT made by cspine plan (default RUN/plan.json, made "
+                  "when absent)");
   cmd->callback([opt, &run] {
     run = [opt] {
       Options& o = *opt;
+      if (o.run_dir.empty() != o.shard.empty()) throw UsageError("--run-dir and --shard go together");
+      if (o.run_dir.empty() && !o.plan.empty()) throw UsageError("--plan needs --run-dir and --shard");
+      if (!o.run_dir.empty()) {
+        if (!o.output.empty() || !o.wide_csv.empty() || !o.report.empty())
+          throw UsageError("--run-dir: a shard writes its outputs under " + o.run_dir +
+                           "; -o, --wide-csv and --report belong to cspine merge");
+        configure_shard(o, parse_shard(o.shard, [](const char* name) { return std::getenv(name); }), o.run_dir, o.plan);
+      } else if (o.output.empty()) {
+        throw UsageError("--output is required (or --run-dir and --shard)");
+      }
       if (o.prefetch_text != "auto")
         o.prefetch = static_cast<std::size_t>(count_or_auto(o.prefetch_text, "--prefetch", 0, "a number of studies"));
       if (o.batch_text != "auto") o.p.batch_size = count_or_auto(o.batch_text, "--batch-size", 1, "a number of slices");

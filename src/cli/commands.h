@@ -15,5 +15,7 @@ void add_synth(CLI::App& app, Runner& run);
 void add_evaluate(CLI::App& app, Runner& run);
 void add_preprocess(CLI::App& app, Runner& run);
 void add_predict(CLI::App& app, Runner& run);
+void add_plan(CLI::App& app, Runner& run);   // cmd_cluster.cpp
+void add_merge(CLI::App& app, Runner& run);  // cmd_cluster.cpp
 
 }  // namespace cspine::cli

@@ -24,6 +24,8 @@ int main(int argc, char** argv) {
   cli::add_evaluate(app, run);
   cli::add_preprocess(app, run);
   cli::add_predict(app, run);
+  cli::add_plan(app, run);
+  cli::add_merge(app, run);
   cli::add_info(app, run);
   cli::add_synth(app, run);
 

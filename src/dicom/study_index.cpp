@@ -232,9 +232,14 @@ void check_series(SeriesInfo& s) {
 }  // namespace
 
 StudyIndex scan_studies(const std::string& path, const ScanOptions& options) {
+  return scan_files(path, list_files(path), options);
+}
+
+std::vector<std::string> list_input_files(const std::string& path) { return list_files(path); }
+
+StudyIndex scan_files(const std::string& path, const std::vector<std::string>& files, const ScanOptions& options) {
   StudyIndex index;
   index.root = path;
-  const std::vector<std::string> files = list_files(path);
   index.files_seen = files.size();
 
   std::vector<std::vector<SliceHeader>> headers(files.size());

@@ -26,6 +26,7 @@
 #include "cspine/runtime.h"
 #include "output/predict_outputs.h"
 #include "output/writers.h"
+#include "pipeline/input_plan.h"
 #include "pipeline/journal.h"
 #include "pipeline/plan.h"
 #include "pipeline/prefetcher.h"
@@ -115,17 +116,50 @@ int predict_batch(const BatchOptions& options) {
   log_info("models: " + o.p.seg_model + ", " + o.p.cls_model + " on " + device + (o.p.fp16 ? " (fp16)" : ""));
   const auto& prior = predictor.cls_contract().prior;
 
-  const StudyIndex index = scan_studies(o.input, ScanOptions{o.p.threads});
+  // The input's studies: a walk of the input, or (a shard) the plan's list, then only this run's studies indexed.
+  StudyIndex index;
   std::vector<std::string> found;
-  for (const auto& s : index.studies) found.push_back(s.study_uid);
+  if (o.input_plan) {
+    for (const auto& s : o.input_plan->studies) found.push_back(s.uid);
+  } else {
+    index = scan_studies(o.input, ScanOptions{o.p.threads});
+    for (const auto& s : index.studies) found.push_back(s.study_uid);
+  }
   std::sort(found.begin(), found.end());
   Plan plan = make_plan(found, test);
   if (o.filter) plan = filter_plan(plan, o.filter);
+  if (o.input_plan) index = scan_planned(*o.input_plan, plan.score, ScanOptions{o.p.threads});
 
   const json models = {{"segmentation", model_json(o.p.seg_model, predictor.seg_contract())},
                        {"classifier", model_json(o.p.cls_model, predictor.cls_contract())}};
-  const json header = {{"cspine_progress", 1}, {"models", {{"segmentation", models["segmentation"]["fnv1a64"]},
-                                                           {"classifier", models["classifier"]["fnv1a64"]}}}};
+  json header = {{"cspine_progress", 1}, {"models", {{"segmentation", models["segmentation"]["fnv1a64"]},
+                                                     {"classifier", models["classifier"]["fnv1a64"]}}}};
+  auto is_synthetic = [&](const char* kind) {
+    const json& c = models[kind]["contract"];
+    return c.is_object() && c.contains("provenance") && c["provenance"].value("synthetic", false);
+  };
+  // Loading ahead: on CUDA the models leave the CPU to the loader, so 2 studies ahead at normal priority; on the
+  // CPU the models keep every core busy, so 1 study ahead at the lowest priority, which takes their idle time
+  // and the time they wait for it without slowing them down (a normal-priority loader gained less and once lost:
+  // the LibTorch threads wait for each other whenever one of them is descheduled). docs/performance.md.
+  const bool cuda = device.rfind("cuda", 0) == 0;
+  const std::size_t depth = o.prefetch ? *o.prefetch : cuda ? 2 : 1;
+  // The report's run fields.
+  json fixed = {{"input", o.input},
+                {"device", device},
+                {"fp16", o.p.fp16},
+                {"batch_size", predictor.batch_size()},
+                {"preprocess", predictor.preprocesses_on_device() ? "device" : "host"},
+                {"prefetch", depth},
+                {"models", models}};
+  if (is_synthetic("segmentation") || is_synthetic("classifier"))
+    fixed["note"] = "these models were trained on synthetic phantoms only: not validated on real CT, not for clinical use";
+  // A shard's journal also says what `cspine merge` needs to write the outputs as this run would.
+  if (o.journal_extra.is_object() && !o.journal_extra.empty()) {
+    header.update(o.journal_extra);
+    header["prior"] = prior;
+    header["report"] = fixed;
+  }
   Journal journal(o.output + ".progress.jsonl", header, o.resume);
   std::map<std::string, json> done;
   for (const auto& e : journal.previous()) {
@@ -142,33 +176,11 @@ int predict_batch(const BatchOptions& options) {
     done[uid] = missing_entry(uid);
   }
 
-  auto is_synthetic = [&](const char* kind) {
-    const json& c = models[kind]["contract"];
-    return c.is_object() && c.contains("provenance") && c["provenance"].value("synthetic", false);
-  };
-  // Loading ahead: on CUDA the models leave the CPU to the loader, so 2 studies ahead at normal priority; on the
-  // CPU the models keep every core busy, so 1 study ahead at the lowest priority, which takes their idle time
-  // and the time they wait for it without slowing them down (a normal-priority loader gained less and once lost:
-  // the LibTorch threads wait for each other whenever one of them is descheduled). docs/performance.md.
-  const bool cuda = device.rfind("cuda", 0) == 0;
-  const std::size_t depth = o.prefetch ? *o.prefetch : cuda ? 2 : 1;
-
   // The outputs, each a Writer: the journal line, masks per study, the CSVs and the report from all entries.
   std::vector<std::unique_ptr<Writer>> writers;
   writers.push_back(std::make_unique<KaggleCsvWriter>(o.output, test, prior));
   if (!o.wide_csv.empty()) writers.push_back(std::make_unique<WideCsvWriter>(o.wide_csv));
-  if (!o.report.empty()) {
-    json fixed = {{"input", o.input},
-                  {"device", device},
-                  {"fp16", o.p.fp16},
-                  {"batch_size", predictor.batch_size()},
-                  {"preprocess", predictor.preprocesses_on_device() ? "device" : "host"},
-                  {"prefetch", depth},
-                  {"models", models}};
-    if (is_synthetic("segmentation") || is_synthetic("classifier"))
-      fixed["note"] = "these models were trained on synthetic phantoms only: not validated on real CT, not for clinical use";
-    writers.push_back(std::make_unique<ReportWriter>(o.report, fixed));
-  }
+  if (!o.report.empty()) writers.push_back(std::make_unique<ReportWriter>(o.report, fixed));
   if (!o.masks.empty()) writers.push_back(std::make_unique<NiftiMaskWriter>(o.masks));
   auto write_outputs = [&](bool complete) {
     std::vector<json> entries;

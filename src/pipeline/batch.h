@@ -5,11 +5,15 @@
 #include <cstddef>
 #include <optional>
 #include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "cspine/predict.h"
 
 namespace cspine {
+
+struct InputPlan;
 
 struct BatchOptions {
   std::string input, output, test_csv, wide_csv, report, masks;
@@ -20,6 +24,12 @@ struct BatchOptions {
   // Optional: scores only the studies it accepts (position in the output order, StudyInstanceUID), for
   // example one shard of a cluster job (src/pipeline/plan.h).
   std::function<bool(std::size_t, const std::string&)> filter;
+  // Optional (a shard, src/pipeline/shard.h): the input's studies and their files from a plan
+  // (src/pipeline/input_plan.h) instead of a walk of `input`; only the studies the filter keeps are indexed.
+  std::shared_ptr<const InputPlan> input_plan;
+  // Optional: fields added to the journal's header line (a shard's identity); the header then also holds the
+  // classifier's prior and the report's run fields, so that `cspine merge` writes what one run would.
+  nlohmann::json journal_extra;
 };
 
 // Runs the batch and returns the exit code: 0 all scored, 7 some failed, the first failure's code when all

@@ -72,4 +72,29 @@ void Journal::entry(const json& e) {
   ::fsync(::fileno(file_));
 }
 
+JournalContents read_journal(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw InvalidInputError("cannot read the progress journal '" + path + "'");
+  JournalContents out;
+  std::string line;
+  int number = 0;
+  while (std::getline(in, line)) {
+    ++number;
+    json j = json::parse(line, nullptr, false);
+    if (number == 1) {
+      if (j.is_discarded() || !j.is_object() || !j.contains("cspine_progress"))
+        throw InvalidInputError(path + ": not a cspine progress journal (line 1 is not its header)");
+      out.header = std::move(j);
+      continue;
+    }
+    if (j.is_discarded() || !j.is_object() || !j.contains("study_uid") || !j["study_uid"].is_string()) {
+      log_warn(path + ":" + std::to_string(number) + ": unreadable line ignored (a run stopped while writing it?)");
+      continue;
+    }
+    out.entries.push_back(std::move(j));
+  }
+  if (number == 0) throw InvalidInputError(path + ": empty progress journal");
+  return out;
+}
+
 }  // namespace cspine

@@ -32,4 +32,13 @@ private:
   std::FILE* file_ = nullptr;
 };
 
+// A journal read back without touching it (cspine merge reads the shards' journals, perhaps while a task still
+// writes one): the header line and the study entries; a half-written or study-less line is skipped with a
+// warning. InvalidInputError when the file is unreadable or its first line is not a journal header.
+struct JournalContents {
+  nlohmann::json header;
+  std::vector<nlohmann::json> entries;
+};
+JournalContents read_journal(const std::string& path);
+
 }  // namespace cspine
