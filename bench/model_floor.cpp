@@ -114,7 +114,7 @@ int main(int argc, char** argv) {
 
     const std::size_t seg_per = static_cast<std::size_t>(sc.channels()) * sc.height * sc.width;
     // Warm-up, as predict's first study.
-    seg.forward(studies[0].seg.data(), {std::min(batch, studies[0].slices), sc.channels(), sc.height, sc.width}, true);
+    seg.forward(studies[0].seg.data(), {std::min(batch, studies[0].slices), sc.channels(), sc.height, sc.width}, &kDecodeArgmax);
     cls.forward(studies[0].cls.data(), {7, cc.slices_per_vertebra, cc.channels(), cc.height, cc.width});
     using Clock = std::chrono::steady_clock;
     std::vector<double> per_study;
@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
       const auto t0 = Clock::now();
       for (int s0 = 0; s0 < st.slices; s0 += batch) {
         const int n = std::min(batch, st.slices - s0);
-        seg.forward(st.seg.data() + static_cast<std::size_t>(s0) * seg_per, {n, sc.channels(), sc.height, sc.width}, true);
+        seg.forward(st.seg.data() + static_cast<std::size_t>(s0) * seg_per, {n, sc.channels(), sc.height, sc.width}, &kDecodeArgmax);
       }
       cls.forward(st.cls.data(), {7, cc.slices_per_vertebra, cc.channels(), cc.height, cc.width});
       const double s = std::chrono::duration<double>(Clock::now() - t0).count();

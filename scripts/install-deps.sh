@@ -11,11 +11,13 @@ PACKAGES=(
   libinsighttoolkit5-dev                # NIfTI I/O, resampling, connected components
   libcli11-dev libspdlog-dev nlohmann-json3-dev
   libgtest-dev
+  libopencv-dev                         # OpenCV's resize for models trained with it (contract input.resize opencv_*)
   dcm2niix                              # reference converter used by the tests and the loader benchmark
   python3 python3-numpy python3-pytest  # Python side (training/export scripts, pytest suites)
   python3-torch python3-torchvision     # training and TorchScript export (scripts/cspine_models), CPU
   python3-sklearn python3-scipy         # metrics cross-check (tests/python); scipy.ndimage in the Python peer
   python3-pydicom python3-gdcm python3-nibabel  # independent readers of what synth writes (tests/python)
+  python3-opencv python3-pandas python3-tqdm python3-joblib python3-pil python3-six  # the RSNA 2022 notebook (oracle)
   slurmctld slurmd slurm-client munge   # a real single-node Slurm for the cluster tests (tests/python/test_cluster.py)
 )
 if [[ "${CSPINE_BENCH_DEPS:-0}" == "1" ]]; then PACKAGES+=(hyperfine time); fi

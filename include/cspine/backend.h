@@ -51,6 +51,9 @@ struct HostTensor {
 
 class TorchModel;
 
+// The argmax decoding of a softmax segmentation (TorchModel::forward's `decode`).
+inline constexpr cspine_decode kDecodeArgmax{CSPINE_DECODE_ARGMAX, 0.0};
+
 // The classifier's input for `items` vertebrae, built where the volume is: item i is the square crop
 // boxes[3i..3i+2] = (x, y, side) of the slices indices[i*slices_per_item*channels ...], windowed to
 // [hu_low, hu_high] inside the image (0 outside), resized bilinearly to height x width; side 0 = all zeros.
@@ -87,7 +90,9 @@ std::vector<float> device_crops(const DeviceVolume& volume, const CropRequest& r
 // cannot be used; running throws ModelError with LibTorch's reason (wrong input shape, ...).
 class TorchModel {
 public:
-  TorchModel(const std::string& path, const std::string& device, bool fp16);
+  // `exact_numerics` (contract runtime.numerics "exact"): no optimisation that changes results (the freezing passes
+  // that fold batch norms into convolutions are left out).
+  TorchModel(const std::string& path, const std::string& device, bool fp16, bool exact_numerics = false);
   ~TorchModel();
   TorchModel(const TorchModel&) = delete;
   TorchModel& operator=(const TorchModel&) = delete;
@@ -95,9 +100,11 @@ public:
   const std::string& path() const { return path_; }
   // The device it runs on, resolved ("cpu", "cuda:0").
   std::string device() const;
-  // Runs the model on a float32 input of the given shape; with `argmax_first`, output 0 comes back as its
-  // argmax over dimension 1 (class labels), which keeps the transfer from the device small.
-  std::vector<HostTensor> forward(const float* input, const std::vector<int64_t>& shape, bool argmax_first = false) const;
+  // Runs the model on a float32 input of the given shape; with a `decode`, output 0 comes back as uint8 channel
+  // indices over dimension 1 (include/cspine/backend_abi.h: argmax, or sigmoid with a threshold), which keeps the
+  // transfer from the device small.
+  std::vector<HostTensor> forward(const float* input, const std::vector<int64_t>& shape,
+                                  const cspine_decode* decode = nullptr) const;
 
   // Puts a volume (int16 HU, slices x rows x cols) on this model's device, for segment_volume and
   // classify_crops of any model on the same device.

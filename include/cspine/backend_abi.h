@@ -7,14 +7,16 @@
  * libraries of the core use the C++11 one; only C types cross. Bump CSPINE_BACKEND_ABI_VERSION with any change:
  * the loader refuses a plugin built for another version.
  *   3: model loading and running, thread count.  4: segment_volume.  5: device volumes and crops.
- *   6: this header: named status codes, the model's input rules as one struct. */
+ *   6: this header: named status codes, the model's input rules as one struct.
+ *   7: model_forward decodes labels by a cspine_decode (argmax, or sigmoid with a threshold); model_load's
+ *      exact_numerics. */
 #ifndef CSPINE_BACKEND_ABI_H
 #define CSPINE_BACKEND_ABI_H
 
 #include <stddef.h>
 #include <stdint.h>
 
-#define CSPINE_BACKEND_ABI_VERSION 6
+#define CSPINE_BACKEND_ABI_VERSION 7
 #define CSPINE_MAX_SLICE_OFFSETS 64 /* the contract's limit on input.slice_offsets */
 #define CSPINE_MAX_OUTPUTS 8        /* outputs of one model run read back */
 
@@ -41,6 +43,17 @@ typedef struct cspine_tensor {
   int32_t dtype;    /* 0: float32, 1: uint8 (an argmax) */
   int64_t channels; /* size of dimension 1 before an argmax (0 for 1-D outputs) */
 } cspine_tensor;
+
+/* How output 0 of a segmentation model becomes labels on the device, so that only uint8 values come back:
+ * CSPINE_DECODE_ARGMAX: the index of the largest channel (over dimension 1) of the raw outputs;
+ * CSPINE_DECODE_SIGMOID: p = sigmoid(output), m = max over channels (the first on ties): the index of m where
+ * m > threshold, else CSPINE_NO_LABEL. The caller maps indices to labels (the contract's channel_labels). */
+#define CSPINE_NO_LABEL 255
+typedef enum cspine_decode_mode { CSPINE_DECODE_ARGMAX = 0, CSPINE_DECODE_SIGMOID = 1 } cspine_decode_mode;
+typedef struct cspine_decode {
+  int32_t mode; /* cspine_decode_mode */
+  double threshold;
+} cspine_decode;
 
 /* How a model's input is made from a study's HU volume: the contract's input rules, in one struct, so that a
  * new rule is a new field here rather than a new parameter on every entry point. */
@@ -71,17 +84,17 @@ cspine_status cspine_backend_read_extra(const char* path, const char* name, char
                                         size_t err_size);
 
 /* A model on a device ("auto", "cpu", "cuda", "cuda:N"); null with *status CSPINE_BAD_MODEL_FILE or
- * CSPINE_BAD_DEVICE. */
-void* cspine_backend_model_load(const char* path, const char* device, int fp16, cspine_status* status, char* err,
-                                size_t err_size);
+ * CSPINE_BAD_DEVICE. With exact_numerics, no optimisation that changes results (no batch-norm folding). */
+void* cspine_backend_model_load(const char* path, const char* device, int fp16, int exact_numerics,
+                                cspine_status* status, char* err, size_t err_size);
 const char* cspine_backend_model_device(void* model);
 void cspine_backend_model_free(void* model);
 
-/* Runs the model on one float32 host input; every tensor it returns comes back in `outs` (float32, or with
- * `argmax_first` output 0 as its uint8 argmax over dimension 1). */
+/* Runs the model on one float32 host input; every tensor it returns comes back in `outs` (float32, or, with a
+ * `decode` (may be null), output 0 as its uint8 labels over dimension 1, see cspine_decode). */
 cspine_status cspine_backend_model_forward(void* model, const float* input, const int64_t* shape, int ndim,
-                                           int argmax_first, cspine_tensor* outs, int max_outs, int* n_outs, char* err,
-                                           size_t err_size);
+                                           const cspine_decode* decode, cspine_tensor* outs, int max_outs, int* n_outs,
+                                           char* err, size_t err_size);
 
 /* A study's int16 HU volume (slices x rows x cols) on the model's device: on CUDA a copy through pinned memory,
  * on the CPU a reference (the caller keeps `hu` alive). Null with the reason in `err`. */

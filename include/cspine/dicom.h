@@ -111,6 +111,10 @@ struct LoadOptions {
   // On a tilted gantry, shift each slice in its plane so the volume's affine is exact (as dcm2niix does);
   // the pixels that come in from outside the field of view get padding_hu.
   bool correct_tilt = true;
+  // Keep each file's stored values (no rescale to HU, PixelPaddingValue pixels kept, no tilt correction), for
+  // models whose contract normalises the stored values of each slice (intensity "slice_minmax"). Values outside
+  // int16 are clamped (with a value-clamped warning).
+  bool stored_values = false;
 };
 
 // One source image of a loaded series, in volume order: what a DICOM writer references.

@@ -39,6 +39,7 @@ struct PredictOptions {
   // models' device: the volume sent over once as int16, the segmentation input and the classifier crops made
   // there, only labels and outputs back), or "auto": device on CUDA, host on the CPU (faster there, measured).
   std::string preprocess = "auto";
+  bool keep_intermediates = false;  // fill StudyResult::intermediates (large: the classifier's whole input)
 };
 
 // Why a vertebra got the contract's prior instead of a prediction.
@@ -66,10 +67,31 @@ struct StageSeconds {
   double total() const { return wait + segment + cleanup + classify + masks; }
 };
 
-// The segmentation's labels at the model's input size (slices x rows x cols, cols fastest), after cleanup.
+// The segmentation's labels at the model's input size (slices x rows x cols, cols fastest, slices in volume
+// order), after cleanup.
 struct LabelGrid {
   std::vector<uint8_t> labels;
   int cols = 0, rows = 0, slices = 0;
+};
+
+// The contract's "study_box" location (docs/model-contract.md): one box on the segmentation grid, in model slice
+// order (slices [slice0, slice1)), with each of those slices' class (0: none, 1..7: C1..C7).
+struct StudyBox {
+  int slice0 = 0, slice1 = 0, row0 = 0, row1 = 0, col0 = 0, col1 = 0;  // ends exclusive
+  int grid_rows = 0, grid_cols = 0;
+  std::vector<int> slice_class;
+};
+
+// What the models were given, kept when PredictOptions::keep_intermediates is set (predict --dump-stages), so that
+// a port can be compared stage by stage with the code it came from.
+struct StageIntermediates {
+  std::vector<int> order;                 // model slice order: volume slice index of each model slice
+  std::vector<uint8_t> labels;            // decoded labels before cleanup, model order, slices x rows x cols
+  std::vector<float> cls_input;           // the classifier's input, classified vertebrae only, C order
+  std::vector<int64_t> cls_shape;         // its shape
+  std::vector<int> classified;            // vertebra index (0..6) of each classifier item
+  std::vector<float> member_logits;       // items x members
+  int members = 1;
 };
 
 // What one scored study gives the writers (src/output/writers.h): probabilities, extents and key slices, the
@@ -88,6 +110,8 @@ struct StudyResult {
   Volume geometry;                           // the CT grid: size, spacing, origin, direction (no voxel values)
   std::vector<SourceInstance> sources;       // the source image of each slice, in volume order
   LabelGrid labels;                          // the cleaned segmentation, model grid
+  std::optional<StudyBox> study_box;         // contract locate "study_box"
+  std::shared_ptr<const StageIntermediates> intermediates;  // PredictOptions::keep_intermediates
 
   // The vertebra label map on the CT grid (1..7 = C1..C7; PyTorch's nearest rule from `labels`).
   std::vector<uint8_t> label_map() const;
@@ -101,7 +125,8 @@ class TorchModel;
 struct PreparedStudy {
   std::string study_uid, series_uid;
   LoadedSeries loaded;
-  std::vector<float> seg_input;  // window_resize_volume of the volume
+  std::vector<int> order;        // the segmentation contract's slice order (model_slice_order)
+  std::vector<float> seg_input;  // model_planes of the volume in that order
   double load_seconds = 0, resize_seconds = 0;
   std::exception_ptr error;
 };

@@ -88,6 +88,7 @@ def rawe_segmentation_contract(size):
                   "dtype": "float32"},
         "output": {"classes": list(RAWE_SEG_CLASSES), "activation": "sigmoid", "threshold": 0.5,
                    "channel_labels": [1, 2, 3, 4, 5, 6, 7, 0], "cleanup": "none"},
+        "runtime": {"numerics": "exact"},
     }
 
 
@@ -104,6 +105,7 @@ def rawe_classifier_contract(size, members):
         "output": {"vertebrae": list(VERTEBRAE), "activation": "sigmoid", "outputs": ["logit", "attention"],
                    "prior": [0.1] * 7, "patient_overall": "noisy_or", "ensemble": "mean_sigmoid",
                    "members": [dict(m) for m in members]},
+        "runtime": {"numerics": "exact"},
     }
 
 
@@ -193,6 +195,10 @@ def validate(c):
     seg = c["kind"] == "segmentation"
     if v == 1:
         _refuse_v2(i, o, seg)
+        _need("runtime" not in c, "'runtime' is a version-2 field: set contract_version 2")
+    if "runtime" in c:
+        _need(isinstance(c["runtime"], dict), "'runtime' must be an object")
+        _choice(c["runtime"], "runtime", "numerics", ("fast", "exact"), "fast")
     offs = i.get("slice_offsets")
     _need(isinstance(offs, list) and 0 < len(offs) <= 64 and all(_int(o_) and -1000 <= o_ <= 1000 for o_ in offs),
           "'input.slice_offsets' must be a non-empty list of at most 64 integers in -1000..1000")

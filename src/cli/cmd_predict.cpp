@@ -53,6 +53,9 @@ void add_predict(CLI::App& app, Runner& run) {
   cmd->add_option("--wide-csv", opt->wide_csv, "Also write one row per study: StudyInstanceUID,patient_overall,C1..C7");
   cmd->add_option("--report", opt->report, "Also write a JSON report: per study and vertebra, ranges, key slice, timings");
   cmd->add_option("--save-masks", opt->masks, "Folder for each study's vertebra label map (<UID>.nii.gz, CT grid)");
+  cmd->add_option("--dump-stages", opt->dump_stages,
+                  "Folder for each study's intermediate results (slice order, labels, study box, picked slices, "
+                  "classifier input, member logits): DIR/<UID>/, to compare a port stage by stage (large)");
   cmd->add_flag("--resume", opt->resume,
                 "Skip the studies a previous run of the same command already scored (read from <output>.progress.jsonl)");
   cmd->add_option("--run-dir", opt->run_dir, "Score one shard of a cluster run into this folder (with --shard; cspine merge "

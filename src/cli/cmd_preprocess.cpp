@@ -16,6 +16,7 @@
 #include "util/npy.h"
 #include "pipeline/crop_sampler.h"
 #include "pipeline/segmenter.h"
+#include "pipeline/slice_input.h"
 
 namespace fs = std::filesystem;
 
@@ -75,12 +76,16 @@ void add_preprocess(CLI::App& app, Runner& run) {
       const ModelContract c = read_model_contract(opt->model);
       if (c.kind == ModelKind::classifier && opt->labels.empty())
         throw UsageError("a classifier's input needs --labels (the vertebra label map of the study)");
+      if (c.kind == ModelKind::classifier && c.crop != CropRule::square)
+        throw UsageError("'" + opt->model + "' crops a study box (contract input.crop \"study_box\"), which needs the "
+                         "segmentation's own output; use `cspine predict --dump-stages DIR` to see its input");
       std::error_code ec;
       fs::create_directories(opt->out, ec);
       if (ec) throw OutputError("cannot create '" + opt->out + "': " + ec.message());
       const StudyIndex index = scan_studies(opt->path, ScanOptions{opt->threads});
       LoadOptions lo;
       lo.threads = opt->threads;
+      lo.stored_values = c.intensity == IntensityRule::slice_minmax;
       const LoadedSeries loaded = load_study(index, opt->study, lo, "");
       const Volume& v = loaded.volume;
       nlohmann::json report = {{"model", opt->model},
@@ -90,7 +95,9 @@ void add_preprocess(CLI::App& app, Runner& run) {
       if (c.kind == ModelKind::segmentation) {
         const std::vector<int> ks = parse_slices(opt->slices, v.size[2]);
         const std::vector<float> x =
-            Segmenter::batch_input(Segmenter::host_input(v, c, opt->threads), v.size[2], c, ks);
+            Segmenter::batch_input(Segmenter::host_input(v, c, opt->threads,
+                                                         model_slice_order(loaded.slice_numbers, c.slice_order)),
+                                   v.size[2], c, ks);
         write_npy_f32((fs::path(opt->out) / "seg_input.npy").string(), x,
                       {ks.size(), static_cast<std::size_t>(c.channels()), static_cast<std::size_t>(c.height),
                        static_cast<std::size_t>(c.width)});

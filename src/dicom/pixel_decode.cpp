@@ -70,7 +70,7 @@ std::size_t convert_loop(const T* raw, std::size_t count, int shift, uint32_t ma
 
 template <typename T>
 std::size_t convert(const T* raw, std::size_t count, const SliceHeader& h, int16_t padding_hu, int16_t* dst,
-                    bool* stray_bits) {
+                    bool* stray_bits, bool stored) {
   const int bits_stored = std::clamp(h.bits_stored > 0 ? h.bits_stored : h.bits_allocated, 1, 16);
   const int high_bit = h.high_bit >= bits_stored - 1 ? h.high_bit : bits_stored - 1;
   const int shift = std::max(0, high_bit + 1 - bits_stored);
@@ -78,14 +78,14 @@ std::size_t convert(const T* raw, std::size_t count, const SliceHeader& h, int16
   const bool is_signed = h.pixel_representation == 1;
   const uint32_t sign_bit = 1u << (bits_stored - 1);
 
-  const bool has_pad = h.padding_value.has_value();
+  const bool has_pad = h.padding_value.has_value() && !stored;
   int32_t pad_lo = 0, pad_hi = -1;
   if (has_pad) {
     pad_lo = *h.padding_value;
     pad_hi = h.padding_range_limit ? *h.padding_range_limit : pad_lo;
     if (pad_lo > pad_hi) std::swap(pad_lo, pad_hi);
   }
-  const double slope = h.rescale_slope, intercept = h.rescale_intercept;
+  const double slope = stored ? 1.0 : h.rescale_slope, intercept = stored ? 0.0 : h.rescale_intercept;
   const bool integer_path = slope == 1.0 && intercept == std::round(intercept) && std::abs(intercept) < 65536.0;
   const auto ii = static_cast<int32_t>(integer_path ? intercept : 0.0);
   // With an integer intercept the output range is known up front; when it fits int16 (the usual CT case,
@@ -239,7 +239,7 @@ void decode_native(const std::string& path, const std::vector<FrameTarget>& targ
                                         &cache, gLocalByteOrder);
     if (c.bad()) throw Error(ExitCode::unusable_series, "cannot read the pixel data of '" + path + "': " + c.text());
     const std::size_t n = stored_to_hu(buffer.data(), h0.bits_allocated, frame_values, *t.header, padding_hu, t.dst,
-                                       stats ? &stats->stray_bits : nullptr);
+                                       stats ? &stats->stray_bits : nullptr, t.stored);
     if (stats) stats->clamped += n;
   }
 }
@@ -285,7 +285,7 @@ bool decode_with_dcmtk(DcmFileFormat& file, const std::string& path, const std::
                                                  " bytes, fewer than Rows x Columns x frames needs (truncated file?)");
     const std::size_t c = stored_to_hu(static_cast<const char*>(base) + offset, h0.bits_allocated, frame_values,
                                        *t.header, padding_hu, t.dst,
-                                       stats ? &stats->stray_bits : nullptr);
+                                       stats ? &stats->stray_bits : nullptr, t.stored);
     if (stats) stats->clamped += c;
   }
   return true;
@@ -294,9 +294,10 @@ bool decode_with_dcmtk(DcmFileFormat& file, const std::string& path, const std::
 }  // namespace
 
 std::size_t stored_to_hu(const void* raw, int bits_allocated, std::size_t count, const SliceHeader& h,
-                         int16_t padding_hu, int16_t* dst, bool* stray_bits) {
-  if (bits_allocated == 16) return convert(static_cast<const uint16_t*>(raw), count, h, padding_hu, dst, stray_bits);
-  if (bits_allocated == 8) return convert(static_cast<const uint8_t*>(raw), count, h, padding_hu, dst, stray_bits);
+                         int16_t padding_hu, int16_t* dst, bool* stray_bits, bool stored) {
+  if (bits_allocated == 16)
+    return convert(static_cast<const uint16_t*>(raw), count, h, padding_hu, dst, stray_bits, stored);
+  if (bits_allocated == 8) return convert(static_cast<const uint8_t*>(raw), count, h, padding_hu, dst, stray_bits, stored);
   throw SeriesError("unsupported BitsAllocated " + std::to_string(bits_allocated) + " in '" + h.path + "'");
 }
 
@@ -345,7 +346,7 @@ void decode_frames(const std::string& path, const std::vector<FrameTarget>& targ
       const std::vector<char> raw =
           decode_frame_with_gdcm(seq, frames.at(static_cast<std::size_t>(t.header->frame)), *t.header, kind, path);
       const std::size_t c = stored_to_hu(raw.data(), h0.bits_allocated, frame_values, *t.header, padding_hu, t.dst,
-                                         stats ? &stats->stray_bits : nullptr);
+                                         stats ? &stats->stray_bits : nullptr, t.stored);
       if (stats) stats->clamped += c;
     }
     if (stats) stats->used_gdcm = true;

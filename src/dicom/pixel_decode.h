@@ -13,6 +13,9 @@ namespace cspine::dicom {
 struct FrameTarget {
   const SliceHeader* header;  // header of the frame (its file is the one being decoded)
   int16_t* dst;               // rows*columns values
+  // Keep the stored values (BitsStored, sign) without rescale or padding substitution, clamped to int16: what
+  // a model trained on the files' own values (contract intensity "slice_minmax") reads.
+  bool stored = false;
 };
 
 struct DecodeStats {
@@ -29,8 +32,9 @@ void decode_frames(const std::string& path, const std::vector<FrameTarget>& targ
 // Stored values (8 or 16 bits allocated, host byte order) to HU: BitsStored/HighBit, sign, padding,
 // RescaleSlope/Intercept, clamping to int16. Returns how many values were clamped; sets *stray_bits when a
 // value had bits set outside BitsStored (they are ignored).
+// With `stored`, values are kept as stored (no rescale, no padding), clamped to int16.
 std::size_t stored_to_hu(const void* raw, int bits_allocated, std::size_t count, const SliceHeader& h,
-                         int16_t padding_hu, int16_t* dst, bool* stray_bits = nullptr);
+                         int16_t padding_hu, int16_t* dst, bool* stray_bits = nullptr, bool stored = false);
 
 bool is_jpeg2000(const std::string& transfer_syntax_uid);
 

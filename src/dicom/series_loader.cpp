@@ -66,7 +66,7 @@ LoadedSeries load_series(const SeriesInfo& series, const LoadOptions& options) {
   std::map<std::string, std::vector<std::size_t>> slots_by_file;
   for (std::size_t k = 0; k < order.order.size(); ++k) {
     const SliceHeader& h = series.slices[order.order[k]];
-    by_file[h.path].push_back({&h, hu.data() + k * plane});
+    by_file[h.path].push_back({&h, hu.data() + k * plane, options.stored_values});
     slots_by_file[h.path].push_back(k);
   }
   std::vector<std::pair<std::string, std::vector<dicom::FrameTarget>>> tasks(by_file.begin(), by_file.end());
@@ -152,7 +152,9 @@ LoadedSeries load_series(const SeriesInfo& series, const LoadOptions& options) {
 
   if (order.tilt_degrees > 0.1) {
     std::string note = "; not corrected (tilt correction is off)";
-    if (options.correct_tilt) {
+    if (options.stored_values) {
+      note = "; not corrected (the model reads the stored values as they are)";
+    } else if (options.correct_tilt) {
       std::vector<std::array<double, 3>> positions;
       for (std::size_t k : order.order) positions.push_back(*series.slices[k].position);
       const double shift = correct_gantry_tilt(v, positions, options.padding_hu, options.threads);

@@ -162,13 +162,14 @@ cspine_crops crops_of(const CropRequest& r) {
 
 }  // namespace
 
-TorchModel::TorchModel(const std::string& path, const std::string& device, bool fp16) : path_(path) {
+TorchModel::TorchModel(const std::string& path, const std::string& device, bool fp16, bool exact_numerics)
+    : path_(path) {
   std::error_code ec;
   if (!fs::is_regular_file(path, ec)) throw ModelError("model file '" + path + "' does not exist");
   auto load = CSPINE_SYMBOL(cspine_backend_model_load);
   cspine_status status = CSPINE_OK;
   char err[1024] = {0};
-  handle_ = load(path.c_str(), device.c_str(), fp16 ? 1 : 0, &status, err, sizeof err);
+  handle_ = load(path.c_str(), device.c_str(), fp16 ? 1 : 0, exact_numerics ? 1 : 0, &status, err, sizeof err);
   if (!handle_) {
     if (status == CSPINE_BAD_DEVICE) throw DeviceError(err);
     throw ModelError("cannot load model '" + path + "': " + err);
@@ -184,13 +185,13 @@ std::string TorchModel::device() const {
 }
 
 std::vector<HostTensor> TorchModel::forward(const float* input, const std::vector<int64_t>& shape,
-                                            bool argmax_first) const {
+                                            const cspine_decode* decode) const {
   static const auto run = CSPINE_SYMBOL(cspine_backend_model_forward);
   constexpr int kMaxOutputs = CSPINE_MAX_OUTPUTS;
   cspine_tensor outs[kMaxOutputs] = {};
   int n = 0;
   char err[1024] = {0};
-  if (run(handle_, input, shape.data(), static_cast<int>(shape.size()), argmax_first ? 1 : 0, outs, kMaxOutputs, &n,
+  if (run(handle_, input, shape.data(), static_cast<int>(shape.size()), decode, outs, kMaxOutputs, &n,
           err, sizeof err) != CSPINE_OK) {
     std::string dims;
     for (int64_t d : shape) dims += (dims.empty() ? "" : ", ") + std::to_string(d);

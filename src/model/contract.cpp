@@ -110,6 +110,26 @@ private:
   const std::string& source_;
 };
 
+// A version-2 choice field ("input.resize": "opencv_linear"): absent -> `fallback`; in a version-1 document only
+// the version-1 value (the first of `names`) is accepted, and another is refused with the fix.
+template <typename E>
+E choice(const Fields& f, const char* field, const std::vector<std::pair<const char*, E>>& names, int version,
+         const std::string& source) {
+  const json* v = f.find(field);
+  if (!v) return names.front().second;
+  std::string list;
+  for (const auto& [n, e] : names) list += (list.empty() ? "\"" : ", \"") + std::string(n) + "\"";
+  need(v->is_string(), source, f.name(field) + " must be one of " + list + ", got " + shown(*v));
+  const std::string s = v->get<std::string>();
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (s != names[i].first) continue;
+    need(i == 0 || version >= 2, source,
+         f.name(field) + " \"" + s + "\" needs contract_version 2 (this document says 1)");
+    return names[i].second;
+  }
+  fail(source, f.name(field) + " must be one of " + list + ", got " + shown(*v));
+}
+
 // A list of strings equal to `expected` (the first expected.size() entries when `prefix_only`).
 bool strings_are(const json& j, const std::vector<std::string>& expected, bool prefix_only) {
   if (!j.is_array() || j.size() < expected.size() || (!prefix_only && j.size() != expected.size())) return false;
@@ -165,13 +185,27 @@ ModelContract parse_contract(const std::string& text, const std::string& source)
        source, "'input.size' must be [height, width] in 8..2048");
   m.height = static_cast<int>((*size)[0].get<int64_t>());
   m.width = static_cast<int>((*size)[1].get<int64_t>());
+  const int ver = m.version;
+  m.slice_order = choice<SliceOrderRule>(
+      input, "slice_order", {{"position", SliceOrderRule::position}, {"instance_number", SliceOrderRule::instance_number}},
+      ver, source);
+  m.edge = choice<EdgeRule>(input, "edge", {{"clamp", EdgeRule::clamp}, {"zeros", EdgeRule::zeros}}, ver, source);
+  m.intensity = choice<IntensityRule>(
+      input, "intensity", {{"hu_window", IntensityRule::hu_window}, {"slice_minmax", IntensityRule::slice_minmax}}, ver,
+      source);
+  m.resize = choice<ResizeRule>(input, "resize",
+                                {{"bilinear", ResizeRule::bilinear},
+                                 {"opencv_nearest", ResizeRule::opencv_nearest},
+                                 {"opencv_linear", ResizeRule::opencv_linear}},
+                                ver, source);
   const json* w = input.find("hu_window");
-  need(w && w->is_array() && w->size() == 2 && finite_number((*w)[0]) && finite_number((*w)[1]) &&
-           (*w)[1].get<double>() > (*w)[0].get<double>(),
-       source, "'input.hu_window' must be [low, high] with high > low");
-  m.hu_low = (*w)[0].get<double>();
-  m.hu_high = (*w)[1].get<double>();
-  input.expect_string("resize", "bilinear", true);
+  if (w || m.intensity == IntensityRule::hu_window) {
+    need(w && w->is_array() && w->size() == 2 && finite_number((*w)[0]) && finite_number((*w)[1]) &&
+             (*w)[1].get<double>() > (*w)[0].get<double>(),
+         source, "'input.hu_window' must be [low, high] with high > low");
+    m.hu_low = (*w)[0].get<double>();
+    m.hu_high = (*w)[1].get<double>();
+  }
   input.expect_string("layout", seg ? "NCHW" : "VNCHW", true);
   input.expect_string("dtype", "float32", true);
 
@@ -188,10 +222,52 @@ ModelContract parse_contract(const std::string& text, const std::string& source)
       need(s.is_string(), source, "'output.classes' must be a list of strings");
       m.classes.push_back(s.get<std::string>());
     }
-    output.expect_string("activation", "softmax", true);
+    m.activation = choice<ActivationRule>(
+        output, "activation", {{"softmax", ActivationRule::softmax}, {"sigmoid", ActivationRule::sigmoid}}, ver, source);
+    if (m.activation == ActivationRule::sigmoid) {
+      const json* t = output.find("threshold");
+      need(t && finite_number(*t) && t->get<double>() > 0 && t->get<double>() < 1, source,
+           "'output.threshold' must be a number in (0, 1) with a sigmoid activation" +
+               (t ? ", got " + shown(*t) : std::string(" (missing)")));
+      m.threshold = t->get<double>();
+    } else {
+      need(!output.find("threshold"), source, "'output.threshold' is only for a sigmoid activation");
+    }
+    if (const json* cl = output.find("channel_labels")) {
+      need(ver >= 2, source, "'output.channel_labels' needs contract_version 2 (this document says 1)");
+      const std::string rule = "'output.channel_labels' must be a non-empty list of at most 255 labels in 0.." +
+                               std::to_string(m.classes.size() - 1) + " (indices into output.classes)";
+      need(cl->is_array() && !cl->empty() && cl->size() <= 255, source, rule);
+      for (const auto& l : *cl) {
+        need(int_in(l, 0, static_cast<int64_t>(m.classes.size()) - 1), source, rule + ", got " + shown(l));
+        m.channel_labels.push_back(static_cast<int>(l.get<int64_t>()));
+      }
+    } else {
+      for (std::size_t i = 0; i < m.classes.size(); ++i) m.channel_labels.push_back(static_cast<int>(i));
+    }
+    m.cleanup = choice<CleanupRule>(
+        output, "cleanup", {{"largest_component", CleanupRule::largest_component}, {"none", CleanupRule::none}}, ver,
+        source);
   } else {
     m.slices_per_vertebra = input.integer("slices_per_vertebra", 1, 256, "must be an integer in 1..256");
-    m.crop_margin = input.number("crop_margin", 0, 2, "must be a number in 0..2");
+    m.locate = choice<LocateRule>(input, "locate", {{"extents", LocateRule::extents}, {"study_box", LocateRule::study_box}},
+                                  ver, source);
+    m.crop = choice<CropRule>(input, "crop", {{"square", CropRule::square}, {"study_box", CropRule::study_box}}, ver,
+                              source);
+    m.select = choice<SelectRule>(
+        input, "select", {{"spread", SelectRule::spread}, {"linspace_floor", SelectRule::linspace_floor}}, ver, source);
+    const bool v1_rules = m.locate == LocateRule::extents && m.crop == CropRule::square && m.select == SelectRule::spread;
+    const bool box_rules =
+        m.locate == LocateRule::study_box && m.crop == CropRule::study_box && m.select == SelectRule::linspace_floor;
+    need(v1_rules || box_rules, source,
+         "'input.locate', 'input.crop' and 'input.select' must be (extents, square, spread) or (study_box, study_box, "
+         "linspace_floor); other combinations are not supported");
+    if (m.crop == CropRule::square || input.find("crop_margin"))
+      m.crop_margin = input.number("crop_margin", 0, 2, "must be a number in 0..2");
+    if (m.locate == LocateRule::study_box)
+      m.box_min_voxels = input.integer("box_min_voxels", 1, 1000000000, "must be an integer in 1..1e9", m.box_min_voxels);
+    else
+      need(!input.find("box_min_voxels"), source, "'input.box_min_voxels' is only for input.locate \"study_box\"");
     m.min_slices = input.integer("min_slices", 1, 100000, "must be a positive integer", m.min_slices);
     const json* vs = output.find("vertebrae");
     need(vs && strings_are(*vs, {kVertebraNames.begin(), kVertebraNames.end()}, false), source,
@@ -204,9 +280,26 @@ ModelContract parse_contract(const std::string& text, const std::string& source)
     for (std::size_t v = 0; v < 7; ++v) m.prior[v] = (*p)[v].get<double>();
     output.expect_string("patient_overall", "noisy_or", true);
     output.expect_string("activation", "sigmoid", true);
+    m.ensemble = choice<EnsembleRule>(
+        output, "ensemble", {{"single", EnsembleRule::single}, {"mean_sigmoid", EnsembleRule::mean_sigmoid}}, ver, source);
+    if (const json* mem = output.find("members")) {
+      need(ver >= 2, source, "'output.members' needs contract_version 2 (this document says 1)");
+      need(mem->is_array() && !mem->empty() && mem->size() <= 64, source,
+           "'output.members' must be a list of 1..64 ensemble members");
+      m.members = static_cast<int>(mem->size());
+    }
+    need(m.ensemble == EnsembleRule::mean_sigmoid || m.members == 1, source,
+         "'output.members' lists " + std::to_string(m.members) + " models but 'output.ensemble' is \"single\"");
     if (const json* o = output.find("outputs"))
       need(strings_are(*o, {"logit", "attention"}, false), source,
            "'output.outputs' must be [\"logit\", \"attention\"], got " + shown(*o));
+  }
+  if (const json* rt = top.find("runtime")) {
+    need(ver >= 2, source, "'runtime' needs contract_version 2 (this document says 1)");
+    need(rt->is_object(), source, "'runtime' must be an object");
+    const Fields runtime(*rt, "runtime.", source);
+    m.exact_numerics =
+        choice<bool>(runtime, "numerics", {{"fast", false}, {"exact", true}}, ver, source);
   }
   m.json = text;
   return m;

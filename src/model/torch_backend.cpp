@@ -113,8 +113,8 @@ __attribute__((visibility("default"))) void cspine_backend_set_threads(int threa
 // Loads a TorchScript model onto a device. Returns a handle, or null with *status CSPINE_BAD_MODEL_FILE (the
 // file is not a loadable model) or CSPINE_BAD_DEVICE (no CUDA, bad index, fp16 on the CPU), reason in `err`.
 __attribute__((visibility("default"))) void* cspine_backend_model_load(const char* path, const char* device, int fp16,
-                                                                       cspine_status* status, char* err,
-                                                                       size_t err_size) {
+                                                                       int exact_numerics, cspine_status* status,
+                                                                       char* err, size_t err_size) {
   *status = CSPINE_OK;
   torch::Device dev{torch::kCPU};
   try {
@@ -134,10 +134,12 @@ __attribute__((visibility("default"))) void* cspine_backend_model_load(const cha
     // Freezing inlines the weights and folds batch norms into the convolutions (torch.jit.freeze): on the CPU
     // the segmentation model runs about 1.4x faster, and 4-D inputs in channels-last memory order gain more.
     // A model that cannot be frozen still runs as it is. CSPINE_NO_FREEZE=1 / CSPINE_NO_CHANNELS_LAST=1 turn
-    // these off (bench/pipeline.sh measures what each brings).
+    // these off (bench/pipeline.sh measures what each brings). With exact_numerics the passes that change results
+    // (folding batch norms, additions and scalings into convolutions) are left out: measured on the RSNA 2022
+    // classifiers with calibrated random weights, folding moved logits by up to 0.035.
     if (std::getenv("CSPINE_NO_FREEZE") == nullptr) {
       try {
-        m->module = torch::jit::freeze(m->module);
+        m->module = torch::jit::freeze(m->module, c10::nullopt, /*optimize_numerics=*/exact_numerics == 0);
       } catch (const std::exception&) {
       }
     }
@@ -169,8 +171,10 @@ __attribute__((visibility("default"))) void cspine_backend_model_free(void* hand
 namespace {
 
 // Copies what a model returned (a tensor, or a tuple/list of tensors) into host buffers `outs` (malloc'ed);
-// with `argmax_first`, output 0 becomes its argmax over dimension 1 as uint8. Throws on anything else.
-void export_outputs(const c10::IValue& out, bool argmax_first, cspine_tensor* outs, int max_outs, int* n_outs) {
+// with a `decode`, output 0 becomes uint8 channel indices over dimension 1 (argmax, or the sigmoid rule of
+// include/cspine/backend_abi.h, with the ops of the RSNA 2022 notebook: sigmoid, max, > threshold). Throws on
+// anything else.
+void export_outputs(const c10::IValue& out, const cspine_decode* decode, cspine_tensor* outs, int max_outs, int* n_outs) {
   std::vector<torch::Tensor> tensors;
   if (out.isTensor()) {
     tensors.push_back(out.toTensor());
@@ -191,9 +195,18 @@ void export_outputs(const c10::IValue& out, bool argmax_first, cspine_tensor* ou
     torch::Tensor t = tensors[i];
     cspine_tensor& o = outs[i];
     o.channels = t.dim() > 1 ? t.size(1) : 0;
-    if (i == 0 && argmax_first) {
+    if (i == 0 && decode) {
       if (t.dim() < 2) throw std::runtime_error("output 0 has " + std::to_string(t.dim()) + " dimension(s), expected [N, classes, ...]");
-      t = t.argmax(1).to(torch::kUInt8);
+      if (t.size(1) > CSPINE_NO_LABEL)
+        throw std::runtime_error("output 0 has " + std::to_string(t.size(1)) + " channels, at most 255 are decoded");
+      if (decode->mode == CSPINE_DECODE_SIGMOID) {
+        const auto best = torch::max(t.to(torch::kFloat32).sigmoid(), 1);
+        t = torch::where(std::get<0>(best) > decode->threshold, std::get<1>(best),
+                         torch::full({}, CSPINE_NO_LABEL, std::get<1>(best).options()))
+                .to(torch::kUInt8);
+      } else {
+        t = t.argmax(1).to(torch::kUInt8);
+      }
       o.dtype = 1;
     } else {
       t = t.to(torch::kFloat32);
@@ -299,7 +312,7 @@ torch::Tensor build_crops(const torch::Tensor& vol, const cspine_crops& c) {
 // `channels` keeps the size of that dimension. Returns CSPINE_OK, or CSPINE_MODEL_FAILED with the reason in `err`.
 __attribute__((visibility("default"))) cspine_status cspine_backend_model_forward(void* handle, const float* input,
                                                                         const int64_t* shape, int ndim,
-                                                                        int argmax_first, cspine_tensor* outs,
+                                                                        const cspine_decode* decode, cspine_tensor* outs,
                                                                         int max_outs, int* n_outs, char* err,
                                                                         size_t err_size) {
   *n_outs = 0;
@@ -309,7 +322,7 @@ __attribute__((visibility("default"))) cspine_status cspine_backend_model_forwar
     auto x = torch::from_blob(const_cast<float*>(input), std::vector<int64_t>(shape, shape + ndim), torch::kFloat32);
     x = x.to(m.device, m.half ? torch::kHalf : torch::kFloat32);
     if (x.dim() == 4 && channels_last()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
-    export_outputs(m.module.forward({x}), argmax_first != 0, outs, max_outs, n_outs);
+    export_outputs(m.module.forward({x}), decode, outs, max_outs, n_outs);
     return CSPINE_OK;
   } catch (const std::exception& e) {
     for (int i = 0; i < *n_outs; ++i) std::free(outs[i].data);
@@ -459,7 +472,7 @@ __attribute__((visibility("default"))) cspine_status cspine_backend_classify_vol
     auto x = build_crops(volume_on(volume, m), *crops);
     if (m.half) x = x.to(torch::kHalf);
     const auto t0 = std::chrono::steady_clock::now();
-    export_outputs(m.module.forward({x}), false, outs, max_outs, n_outs);
+    export_outputs(m.module.forward({x}), nullptr, outs, max_outs, n_outs);
     *model_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return CSPINE_OK;
   } catch (const std::exception& e) {

@@ -32,7 +32,12 @@ nlohmann::json vertebra_json(const StudyResult& r, const VertebraResult& v) {
   j["z_range_mm"] = {z(e.z0), z(e.z1)};
   j["box"] = {{"x0", e.x0}, {"y0", e.y0}, {"x1", e.x1}, {"y1", e.y1}};
   if (v.fallback != Fallback::none) return j;
-  j["crop"] = {{"x", v.crop.x}, {"y", v.crop.y}, {"side", v.crop.side}};
+  if (r.study_box) {  // contract crop "study_box": one box for the study, on the segmentation grid
+    const StudyBox& b = *r.study_box;
+    j["crop"] = {{"study_box", {{"rows", {b.row0, b.row1}}, {"columns", {b.col0, b.col1}}, {"grid", {b.grid_rows, b.grid_cols}}}}};
+  } else {
+    j["crop"] = {{"x", v.crop.x}, {"y", v.crop.y}, {"side", v.crop.side}};
+  }
   j["slices_used"] = v.picked.size();
   j["picked"] = v.picked;
   if (v.key >= 0) {

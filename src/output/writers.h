@@ -30,6 +30,8 @@ public:
   virtual void entry(const nlohmann::json&) {}
   // All entries so far.
   virtual void snapshot(const BatchSnapshot&) {}
+  // Warnings about the last study() (e.g. an output skipped for it); the batch adds them to its report entry.
+  virtual Warnings take_warnings() { return {}; }
 };
 
 // `-o`: the Kaggle CSV (exactly test.csv's rows when `test` is given, the prior for failed or missing studies).
@@ -71,6 +73,20 @@ private:
 class NiftiMaskWriter : public Writer {
 public:
   explicit NiftiMaskWriter(std::string dir) : dir_(std::move(dir)) {}
+  void study(const StudyResult& r) override;
+
+private:
+  std::string dir_;
+};
+
+// `--dump-stages DIR`: DIR/<UID>/ with what each stage produced (needs PredictOptions::keep_intermediates):
+// labels.npy (uint8, decoded labels before cleanup, model slice order, segmentation grid), cls_input.npy (float32,
+// the classifier's input), stages.json (slice order as InstanceNumbers, study box and slice classes, per vertebra
+// the fallback and picked slices' InstanceNumbers, member logits, probabilities). For comparing a port with the
+// code it came from (tests/python/test_rawe_parity.py).
+class StageDumpWriter : public Writer {
+public:
+  explicit StageDumpWriter(std::string dir) : dir_(std::move(dir)) {}
   void study(const StudyResult& r) override;
 
 private:

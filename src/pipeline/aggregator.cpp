@@ -19,10 +19,11 @@ double aggregate(const ClassifierOutput& out, const ModelContract& cc, std::arra
     if (vr.fallback != Fallback::none) {
       vr.probability = cc.prior[k];
     } else {
-      vr.probability = 1.0 / (1.0 + std::exp(-out.logits[k]));
+      vr.probability = out.probability[k];
       if (!out.attention.empty()) {
+        // One weight per picked slice: a study-box vertebra's zero-padding slices are never its key slice.
         const float* a = out.attention.data() + k * nsl;
-        vr.attention.assign(a, a + nsl);
+        vr.attention.assign(a, a + std::min(nsl, vr.picked.size()));
         vr.key = static_cast<int>(std::max_element(vr.attention.begin(), vr.attention.end()) - vr.attention.begin());
       }
     }

@@ -106,6 +106,13 @@ int predict_batch(const BatchOptions& options) {
     fs::create_directories(o.masks, ec);
     if (ec || !fs::is_directory(o.masks)) throw OutputError("cannot create the masks folder '" + o.masks + "'");
   }
+  if (!o.dump_stages.empty()) {
+    std::error_code ec;
+    fs::create_directories(o.dump_stages, ec);
+    if (ec || !fs::is_directory(o.dump_stages))
+      throw OutputError("cannot create the --dump-stages folder '" + o.dump_stages + "'");
+    o.p.keep_intermediates = true;
+  }
   o.p.seg_model = o.seg_model.empty() ? default_model("seg.pt") : o.seg_model;
   o.p.cls_model = o.cls_model.empty() ? default_model("cls.pt") : o.cls_model;
   std::optional<TestRows> test;
@@ -182,6 +189,7 @@ int predict_batch(const BatchOptions& options) {
   if (!o.wide_csv.empty()) writers.push_back(std::make_unique<WideCsvWriter>(o.wide_csv));
   if (!o.report.empty()) writers.push_back(std::make_unique<ReportWriter>(o.report, fixed));
   if (!o.masks.empty()) writers.push_back(std::make_unique<NiftiMaskWriter>(o.masks));
+  if (!o.dump_stages.empty()) writers.push_back(std::make_unique<StageDumpWriter>(o.dump_stages));
   auto write_outputs = [&](bool complete) {
     std::vector<json> entries;
     for (const auto& uid : plan.order)

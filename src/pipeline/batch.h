@@ -18,6 +18,7 @@ struct InputPlan;
 struct BatchOptions {
   std::string input, output, test_csv, wide_csv, report, masks;
   std::string seg_model, cls_model;  // empty: the default models (models/seg.pt, models/cls.pt)
+  std::string dump_stages;           // --dump-stages DIR: each stage's intermediate results per study
   PredictOptions p;                  // device, fp16, batch size, threads (model paths are filled in)
   bool resume = false;
   std::optional<std::size_t> prefetch;  // studies loaded ahead; empty: auto (2 on CUDA, 1 on the CPU)

@@ -5,6 +5,8 @@
 
 #include "cspine/error.h"
 #include "cspine/preprocess.h"
+#include "image/opencv_resize.h"
+#include "pipeline/slice_input.h"
 #include "util/parallel.h"
 
 namespace cspine {
@@ -119,6 +121,52 @@ std::vector<float> host_crops(const Volume& v, const std::array<VertebraResult, 
 
 CropRequest device_crop_request(const std::array<VertebraResult, 7>& plan, const ModelContract& cc, int slices) {
   return crop_request(cc, classified(plan), slices);
+}
+
+}  // namespace cspine
+
+namespace cspine {
+
+std::vector<int> classified_vertebrae(const std::array<VertebraResult, 7>& plan) {
+  std::vector<int> items;
+  for (int v = 0; v < 7; ++v)
+    if (plan[static_cast<std::size_t>(v)].fallback == Fallback::none) items.push_back(v);
+  return items;
+}
+
+std::vector<float> host_box_crops(const Volume& v, const std::array<VertebraResult, 7>& plan, const StudyBox& box,
+                                  const ModelContract& cc, int threads) {
+  if (cc.channels() != 1 || cc.slice_offsets[0] != 0)
+    throw ModelError("a study_box classifier contract must have input.slice_offsets [0]");
+  const int n = cc.slices_per_vertebra, rows = v.size[1], cols = v.size[0];
+  const std::size_t plane = static_cast<std::size_t>(cc.height) * cc.width;
+  const std::vector<int> items = classified_vertebrae(plan);
+  std::vector<float> x(items.size() * static_cast<std::size_t>(n) * plane, 0.0f);
+  const int gr = box.grid_rows, gc = box.grid_cols, br = box.row1 - box.row0, bc = box.col1 - box.col0;
+  if (br < 1 || bc < 1 || box.row0 < 0 || box.col0 < 0 || box.row1 > gr || box.col1 > gc)
+    throw Error(ExitCode::internal, "host_box_crops: the study box lies outside its grid");
+  parallel_for(items.size(), threads, [&](std::size_t item) {
+    const VertebraResult& vr = plan[static_cast<std::size_t>(items[item])];
+    // The notebook's H x W x N stack (zeros after the picked slices), resized to the segmentation grid, cropped to
+    // the box, resized to the model's size: OpenCV on float64 throughout, float32 at the end.
+    std::vector<double> stack(static_cast<std::size_t>(rows) * cols * n, 0.0), slice(static_cast<std::size_t>(rows) * cols);
+    for (std::size_t j = 0; j < vr.picked.size() && j < static_cast<std::size_t>(n); ++j) {
+      slice_intensities(v, vr.picked[j], cc, slice.data());
+      for (std::size_t p = 0; p < slice.size(); ++p) stack[p * static_cast<std::size_t>(n) + j] = slice[p];
+    }
+    std::vector<double> grid(static_cast<std::size_t>(gr) * gc * n);
+    opencv_resize(stack.data(), rows, cols, n, grid.data(), gr, gc, cc.resize);
+    std::vector<double> crop(static_cast<std::size_t>(br) * bc * n);
+    for (int r = 0; r < br; ++r)
+      std::copy_n(grid.data() + (static_cast<std::size_t>(box.row0 + r) * gc + box.col0) * n,
+                  static_cast<std::size_t>(bc) * n, crop.data() + static_cast<std::size_t>(r) * bc * n);
+    std::vector<double> out(plane * n);
+    opencv_resize(crop.data(), br, bc, n, out.data(), cc.height, cc.width, cc.resize);
+    float* dst = x.data() + item * static_cast<std::size_t>(n) * plane;
+    for (std::size_t p = 0; p < plane; ++p)
+      for (int j = 0; j < n; ++j) dst[static_cast<std::size_t>(j) * plane + p] = static_cast<float>(out[p * n + j]);
+  });
+  return x;
 }
 
 }  // namespace cspine

@@ -21,6 +21,16 @@ std::array<VertebraResult, 7> plan_vertebrae(const std::array<std::optional<Vert
 std::vector<float> host_crops(const Volume& volume, const std::array<VertebraResult, 7>& plan,
                               const ModelContract& contract, int threads);
 
+// The vertebrae (0..6) the classifier runs on: those without a fallback.
+std::vector<int> classified_vertebrae(const std::array<VertebraResult, 7>& plan);
+
+// The classifier's input under the contract's "study_box" crop, for the classified vertebrae only
+// (classified_vertebrae(plan).size() x N x 1 x height x width floats): per vertebra its picked slices as intensities
+// (zeros after them up to N), resized to the segmentation grid, cropped to the box, resized to the model's size,
+// with OpenCV (the contract's resize rule). Vertebrae in parallel.
+std::vector<float> host_box_crops(const Volume& volume, const std::array<VertebraResult, 7>& plan, const StudyBox& box,
+                                  const ModelContract& contract, int threads);
+
 // The same input as a request for the models' device (TorchModel::classify_crops).
 CropRequest device_crop_request(const std::array<VertebraResult, 7>& plan, const ModelContract& contract, int slices);
 

@@ -18,18 +18,23 @@ public:
   Segmenter(const TorchModel& model, const ModelContract& contract, int batch_size, int threads)
       : model_(model), contract_(contract), batch_size_(batch_size), threads_(threads) {}
 
-  // The host path's input: every slice windowed and resized to the model's size once (slices x height x width).
-  // Static, like batch_input, so that `cspine preprocess` builds its tensors with exactly this code.
-  static std::vector<float> host_input(const Volume& volume, const ModelContract& contract, int threads);
-  // The model's input for slices `ks`, from host_input's result: ks.size() x channels x height x width.
+  // The host path's input: every slice, in the contract's slice order (`order`, model_slice_order), turned into
+  // intensities and resized to the model's size once (slices x height x width). Static, like batch_input, so that
+  // `cspine preprocess` builds its tensors with exactly this code.
+  static std::vector<float> host_input(const Volume& volume, const ModelContract& contract, int threads,
+                                       const std::vector<int>& order);
+  // The model's input for model slices `ks`, from host_input's result: ks.size() x channels x height x width
+  // (neighbours past either end by the contract's edge rule).
   static std::vector<float> batch_input(const std::vector<float>& host_input, int slices, const ModelContract& contract,
                                         const std::vector<int>& ks);
 
   // Labels of every slice at the model's size. `on_device`: the volume already on the model's device (the
   // input is built there; `host_input` is unused), or null for the host path. Adds the time spent in forward
   // passes to seconds.segment_model. Throws ModelError when the model's output breaks its contract.
-  LabelGrid segment(const Volume& volume, const std::vector<float>& host_input, const DeviceVolume* on_device,
-                    StageSeconds& seconds) const;
+  // Labels are decoded by the contract (argmax, or sigmoid with a threshold, then channel_labels) and returned
+  // in volume order whatever the model's slice order.
+  LabelGrid segment(const Volume& volume, const std::vector<float>& host_input, const std::vector<int>& order,
+                    const DeviceVolume* on_device, StageSeconds& seconds) const;
 
 private:
   const TorchModel& model_;

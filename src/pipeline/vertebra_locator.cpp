@@ -109,9 +109,10 @@ std::array<std::optional<VertebraExtent>, 7> vertebra_extents(const std::vector<
   return vertebra_extents_resized(labels, size[0], size[1], size[2], size[0], size[1]);  // identity mapping
 }
 
-LocatedVertebrae locate_vertebrae(LabelGrid& grid, int ct_cols, int ct_rows) {
+LocatedVertebrae locate_vertebrae(LabelGrid& grid, int ct_cols, int ct_rows, CleanupRule cleanup) {
   LocatedVertebrae out;
-  out.cleanup_voxels = keep_largest_components(grid.labels, {grid.cols, grid.rows, grid.slices});
+  if (cleanup == CleanupRule::largest_component)
+    out.cleanup_voxels = keep_largest_components(grid.labels, {grid.cols, grid.rows, grid.slices});
   out.extents = vertebra_extents_resized(grid.labels, grid.cols, grid.rows, grid.slices, ct_cols, ct_rows);
   return out;
 }

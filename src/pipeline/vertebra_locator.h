@@ -15,7 +15,8 @@ struct LocatedVertebrae {
   std::size_t cleanup_voxels = 0;                       // model-grid voxels removed as small components
 };
 
-// Cleans `grid` in place and locates C1..C7 on a CT grid of ct_cols x ct_rows (same slices).
-LocatedVertebrae locate_vertebrae(LabelGrid& grid, int ct_cols, int ct_rows);
+// Cleans `grid` in place (contract cleanup "largest_component"; "none" leaves it) and locates C1..C7 on a CT grid
+// of ct_cols x ct_rows (same slices).
+LocatedVertebrae locate_vertebrae(LabelGrid& grid, int ct_cols, int ct_rows, CleanupRule cleanup = CleanupRule::largest_component);
 
 }  // namespace cspine

@@ -8,17 +8,20 @@
 
 namespace cspine {
 
-void write_npy_f32(const std::string& path, const std::vector<float>& data, const std::vector<std::size_t>& shape) {
+namespace {
+
+void write_npy(const std::string& path, const char* descr, const void* data, std::size_t count, std::size_t item,
+               const std::vector<std::size_t>& shape) {
   std::size_t n = 1;
   std::string dims;
   for (std::size_t d : shape) {
     n *= d;
     dims += std::to_string(d) + ", ";
   }
-  if (n != data.size()) throw Error(ExitCode::internal, "npy: shape does not match the data");
+  if (n != count) throw Error(ExitCode::internal, "npy: shape does not match the data");
   if (shape.size() > 1) dims.resize(dims.size() - 1);  // "(a, b)"; a 1-d shape keeps its comma: "(a,)"
   if (shape.size() > 1) dims.pop_back();
-  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+  std::string header = "{'descr': '" + std::string(descr) + "', 'fortran_order': False, 'shape': (" + dims + "), }";
   const std::size_t preamble = 10;  // magic (6) + version (2) + header length (2)
   header.append((64 - (preamble + header.size() + 1) % 64) % 64, ' ');
   header += '\n';
@@ -30,9 +33,19 @@ void write_npy_f32(const std::string& path, const std::vector<float>& data, cons
     const char len_bytes[] = {static_cast<char>(len & 0xff), static_cast<char>(len >> 8)};
     f.write(len_bytes, 2);
     f.write(header.data(), static_cast<std::streamsize>(header.size()));
-    f.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size() * sizeof(float)));
+    f.write(static_cast<const char*>(data), static_cast<std::streamsize>(count * item));
     if (!f) throw OutputError("cannot write '" + path + "'");
   });
+}
+
+}  // namespace
+
+void write_npy_f32(const std::string& path, const std::vector<float>& data, const std::vector<std::size_t>& shape) {
+  write_npy(path, "<f4", data.data(), data.size(), sizeof(float), shape);
+}
+
+void write_npy_u8(const std::string& path, const std::vector<uint8_t>& data, const std::vector<std::size_t>& shape) {
+  write_npy(path, "|u1", data.data(), data.size(), 1, shape);
 }
 
 }  // namespace cspine

@@ -147,7 +147,7 @@ TEST(DevicePreprocess, SegmentationOfTheVolumeEqualsHostBatches) {
     for (int i = 0; i < n; ++i) ks.push_back(s0 + i);
     std::vector<float> batch(static_cast<std::size_t>(n) * c.channels() * plane);
     stack_triplets(resized, v.size[2], c, ks, batch.data());
-    const auto out = model.forward(batch.data(), {n, c.channels(), c.height, c.width}, true);
+    const auto out = model.forward(batch.data(), {n, c.channels(), c.height, c.width}, &kDecodeArgmax);
     host.insert(host.end(), out[0].labels.begin(), out[0].labels.end());
   }
   ASSERT_EQ(device.size(), host.size());
