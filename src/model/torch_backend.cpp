@@ -33,6 +33,7 @@ struct Model {
   torch::jit::Module module;
   torch::Device device{torch::kCPU};
   bool half = false;
+  bool exact = false;  // exact_numerics: no batch-norm folding, no channels-last reordering
   std::string device_name;
 };
 
@@ -136,7 +137,8 @@ __attribute__((visibility("default"))) void* cspine_backend_model_load(const cha
     // A model that cannot be frozen still runs as it is. CSPINE_NO_FREEZE=1 / CSPINE_NO_CHANNELS_LAST=1 turn
     // these off (bench/pipeline.sh measures what each brings). With exact_numerics the passes that change results
     // (folding batch norms, additions and scalings into convolutions) are left out: measured on the RSNA 2022
-    // classifiers with calibrated random weights, folding moved logits by up to 0.035.
+    // classifiers with calibrated random weights, folding moved logits by up to 0.035. Channels-last inputs
+    // (below) are left out too: they change the convolutions' summation order, which flipped a near-tie label.
     if (std::getenv("CSPINE_NO_FREEZE") == nullptr) {
       try {
         m->module = torch::jit::freeze(m->module, c10::nullopt, /*optimize_numerics=*/exact_numerics == 0);
@@ -151,6 +153,7 @@ __attribute__((visibility("default"))) void* cspine_backend_model_load(const cha
     }
     m->device = dev;
     m->half = fp16 != 0;
+    m->exact = exact_numerics != 0;
     m->device_name = dev.str();
     return m.release();
   } catch (const std::exception& e) {
@@ -321,7 +324,7 @@ __attribute__((visibility("default"))) cspine_status cspine_backend_model_forwar
     c10::InferenceMode guard;
     auto x = torch::from_blob(const_cast<float*>(input), std::vector<int64_t>(shape, shape + ndim), torch::kFloat32);
     x = x.to(m.device, m.half ? torch::kHalf : torch::kFloat32);
-    if (x.dim() == 4 && channels_last()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+    if (x.dim() == 4 && channels_last() && !m.exact) x = x.contiguous(at::MemoryFormat::ChannelsLast);
     export_outputs(m.module.forward({x}), decode, outs, max_outs, n_outs);
     return CSPINE_OK;
   } catch (const std::exception& e) {
@@ -417,7 +420,7 @@ __attribute__((visibility("default"))) cspine_status cspine_backend_segment_volu
       const auto index = torch::from_blob(idx.data(), {static_cast<int64_t>(idx.size())}, torch::kInt64).to(m.device);
       auto x = resized.index_select(0, index).view({n, n_offsets, height, width});
       if (m.half) x = x.to(torch::kHalf);
-      if (channels_last()) x = x.contiguous(at::MemoryFormat::ChannelsLast);
+      if (channels_last() && !m.exact) x = x.contiguous(at::MemoryFormat::ChannelsLast);
       const c10::IValue out = m.module.forward({x});
       torch::Tensor logits;
       if (out.isTensor()) logits = out.toTensor();
