@@ -92,7 +92,7 @@ def main():
     result = {"cores": len(open("/proc/cpuinfo").read().split("processor")) - 1}
 
     # Indexing: `cspine plan` over a tree of many small studies (the header reads dominate, so the cost is per file).
-    tree = synth(WORK / f"index-{N_INDEX}", N_INDEX, 32, 60, 7)
+    tree = synth(WORK / f"index-{N_INDEX}", N_INDEX, 64, 60, 7)
     plan = WORK / "index-plan.json"
     t0 = time.monotonic()
     subprocess.run([str(CSPINE), "-q", "plan", str(tree), "-o", str(plan)], check=True)

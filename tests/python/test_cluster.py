@@ -213,9 +213,13 @@ def test_task_requeued_mid_run_resumes_from_its_journal(cluster, cspine_binary, 
             cluster.run("scontrol", "requeue", task)
         else:
             cluster.run("scancel", "--batch", "--signal=USR1", task)
-        # A requeued job is held ~2 min (EligibleTime); release it once it is pending again.
+        # A requeued job is held ~2 min (EligibleTime); release it once it is pending again and its first run has
+        # left the node (released earlier, the new start can reach the node while the old one is still ending
+        # there, and fails to launch).
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and cluster.job(task).get("JobState") != "PENDING":
+        while time.monotonic() < deadline and not (
+                cluster.job(task).get("JobState") == "PENDING"
+                and cluster.run("sinfo", "-h", "-o", "%T", check=False).stdout.strip() == "idle"):
             time.sleep(0.1)
         cluster.run("scontrol", "update", f"jobid={task}", "starttime=now")
         cluster.wait_done([array, merge])
