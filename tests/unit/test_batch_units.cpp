@@ -231,8 +231,10 @@ TEST(Stages, AggregatorUsesPriorForFallbacksAndNoisyOr) {
   std::array<VertebraResult, 7> v;
   for (auto& x : v) x.fallback = Fallback::not_found;
   v[2].fallback = Fallback::none;
+  v[2].picked = {10, 11, 12, 13};
   ClassifierOutput out;
-  out.logits[2] = 0.0;  // sigmoid 0.5
+  out.logits[2] = 0.0;
+  out.probability[2] = 0.5;  // the classifier stage applies the contract's activation / ensemble rule
   out.attention.assign(7 * 4, 0.0f);
   out.attention[2 * 4 + 3] = 0.9f;
   const double overall = aggregate(out, c, v);

@@ -62,7 +62,7 @@ TEST(Contract, EachMistakeIsNamed) {
     std::string expect;
   };
   const std::vector<Case> cases = {
-      {[](json& j) { j["contract_version"] = 2; }, "newer than this cspine"},
+      {[](json& j) { j["contract_version"] = 3; }, "newer than this cspine"},
       {[](json& j) { j.erase("contract_version"); }, "'contract_version'"},
       {[](json& j) { j["format"] = "onnx"; }, "'format'"},
       {[](json& j) { j["kind"] = "detector"; }, "'kind'"},
