@@ -35,6 +35,21 @@ struct Shard {
   std::vector<std::string> failed, not_scored;
 };
 
+// What the CSV writers read of an entry (when no report is written, the rest is not kept: a 100,000-study run's
+// entries take ~10 GB as JSON values, their probabilities a few hundred MB).
+json slim(json e) {
+  json out = {{"study_uid", e["study_uid"]}, {"status", e.value("status", "")}};
+  if (e.contains("patient_overall")) out["patient_overall"] = e["patient_overall"];
+  if (e.contains("error")) out["error"] = {{"message", e["error"].is_object() ? e["error"].value("message", "") : ""}};
+  if (e.contains("vertebrae") && e["vertebrae"].is_object()) {
+    json v = json::object();
+    for (auto& [name, one] : e["vertebrae"].items())
+      if (one.is_object() && one.contains("probability")) v[name] = {{"probability", one["probability"]}};
+    out["vertebrae"] = std::move(v);
+  }
+  return out;
+}
+
 std::size_t header_size(const json& h, const char* key, const std::string& journal) {
   const json& s = h.at("shard");
   if (!s.is_object() || !s.contains(key) || !s[key].is_number_unsigned())
@@ -96,6 +111,7 @@ int merge_run(const MergeOptions& o) {
         throw InvalidInputError(s.journal + ": its header says shard " + std::to_string(k) + " of " + std::to_string(n) +
                                 ", whose folder is " + shard_dir(o.run_dir, {k, n}));
       for (auto& e : c.entries) {
+        if (o.report.empty()) e = slim(std::move(e));
         const std::string uid = e["study_uid"].get<std::string>();
         auto it = s.entries.find(uid);
         if (it == s.entries.end() || e.value("status", "") == "ok" || it->second.value("status", "") != "ok")
@@ -151,7 +167,7 @@ int merge_run(const MergeOptions& o) {
     }
     const std::size_t k = owner.at(uid);
     const auto s = shards.find(k);
-    const json* e = nullptr;
+    json* e = nullptr;
     if (s != shards.end())
       if (auto it = s->second.entries.find(uid); it != s->second.entries.end()) e = &it->second;
     if (!e) {
@@ -159,7 +175,8 @@ int merge_run(const MergeOptions& o) {
       ++n_unscored;
       continue;
     }
-    entries.push_back(*e);
+    entries.push_back(std::move(*e));  // each study once: its entry moves to the outputs' list
+    e = &entries.back();
     if (e->value("status", "") == "ok") {
       ++n_ok;
     } else {
