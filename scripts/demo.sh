@@ -24,7 +24,7 @@ echo
 echo "== cspine predict (default models: models/seg.pt, models/cls.pt)"
 rm -f "$OUT/submission.csv.progress.jsonl"
 "$CSPINE" predict "$OUT/synth/test_images" --test-csv "$OUT/synth/test.csv" -o "$OUT/submission.csv" \
-  --wide-csv "$OUT/predictions-wide.csv" --report "$OUT/report.json" --save-masks "$OUT/masks"
+  --wide-csv "$OUT/predictions-wide.csv" --report "$OUT/report.json" --save-masks "$OUT/masks" --dicom-out "$OUT/dicom"
 echo
 echo "== per study (StudyInstanceUID, patient_overall, C1..C7)"
 column -s, -t < "$OUT/predictions-wide.csv" 2>/dev/null || cat "$OUT/predictions-wide.csv"
@@ -36,4 +36,5 @@ echo
 echo "demo: the Kaggle submission is $OUT/submission.csv ($(($(wc -l < "$OUT/submission.csv") - 1)) rows)"
 echo "      also: $OUT/predictions-wide.csv, $OUT/report.json (per vertebra: slice range, key slice, timings),"
 echo "      $OUT/masks/<UID>.nii.gz (vertebra label maps on the CT grid), the studies in $OUT/synth/test_images"
+echo "      $OUT/dicom/<UID>/{seg,sr,key}.dcm (DICOM SEG, SR and key image for a PACS: docs/pacs.md)"
 echo "      (models trained on synthetic phantoms only: not validated on real CT, not for clinical use)"

@@ -19,6 +19,7 @@ PACKAGES=(
   python3-pydicom python3-gdcm python3-nibabel  # independent readers of what synth writes (tests/python)
   python3-opencv python3-pandas python3-tqdm python3-joblib python3-pil python3-six  # the RSNA 2022 notebook (oracle)
   slurmctld slurmd slurm-client munge   # a real single-node Slurm for the cluster tests (tests/python/test_cluster.py)
+  dicom3tools orthanc                   # --dicom-out tests: dciodvfy validates the objects; Orthanc is the test PACS
 )
 if [[ "${CSPINE_BENCH_DEPS:-0}" == "1" ]]; then PACKAGES+=(hyperfine time); fi
 

@@ -109,6 +109,8 @@ struct StudyResult {
   StageSeconds seconds;
   Volume geometry;                           // the CT grid: size, spacing, origin, direction (no voxel values)
   std::vector<SourceInstance> sources;       // the source image of each slice, in volume order
+  std::vector<std::string> source_files;     // the file of each slice, in volume order (DICOM writers read one)
+  std::shared_ptr<const Volume> ct;          // the CT itself (HU), for writers that draw it (the DICOM key image)
   LabelGrid labels;                          // the cleaned segmentation, model grid
   std::optional<StudyBox> study_box;         // contract locate "study_box"
   std::shared_ptr<const StageIntermediates> intermediates;  // PredictOptions::keep_intermediates

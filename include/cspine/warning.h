@@ -19,6 +19,7 @@ inline constexpr const char* unsupported_series = "unsupported-series";
 inline constexpr const char* lossy_compression = "lossy-compression";
 inline constexpr const char* value_clamped = "value-clamped";
 inline constexpr const char* high_bits_set = "high-bits-set";
+inline constexpr const char* dicom_out_skipped = "dicom-out-skipped";  // predict --dicom-out wrote nothing for the study
 }  // namespace warn
 
 struct Warning {

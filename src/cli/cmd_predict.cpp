@@ -56,6 +56,8 @@ void add_predict(CLI::App& app, Runner& run) {
   cmd->add_option("--dump-stages", opt->dump_stages,
                   "Folder for each study's intermediate results (slice order, labels, study box, picked slices, "
                   "classifier input, member logits): DIR/<UID>/, to compare a port stage by stage (large)");
+  cmd->add_option("--dicom-out", opt->dicom_out,
+                  "Folder for each study's DICOM results for a PACS: <UID>/seg.dcm (SEG), sr.dcm (SR), key.dcm (key image)");
   cmd->add_flag("--resume", opt->resume,
                 "Skip the studies a previous run of the same command already scored (read from <output>.progress.jsonl)");
   cmd->add_option("--run-dir", opt->run_dir, "Score one shard of a cluster run into this folder (with --shard; cspine merge "

@@ -24,6 +24,7 @@
 #include "cspine/exit_codes.h"
 #include "cspine/predict.h"
 #include "cspine/runtime.h"
+#include "output/dicom_results.h"
 #include "output/predict_outputs.h"
 #include "output/writers.h"
 #include "pipeline/input_plan.h"
@@ -190,6 +191,13 @@ int predict_batch(const BatchOptions& options) {
   if (!o.report.empty()) writers.push_back(std::make_unique<ReportWriter>(o.report, fixed));
   if (!o.masks.empty()) writers.push_back(std::make_unique<NiftiMaskWriter>(o.masks));
   if (!o.dump_stages.empty()) writers.push_back(std::make_unique<StageDumpWriter>(o.dump_stages));
+  if (!o.dicom_out.empty()) {
+    std::error_code ec;
+    fs::create_directories(o.dicom_out, ec);
+    if (ec || !fs::is_directory(o.dicom_out)) throw OutputError("cannot create the --dicom-out folder '" + o.dicom_out + "'");
+    writers.push_back(std::make_unique<DicomResultsWriter>(
+        o.dicom_out, DicomModels{models["segmentation"]["fnv1a64"], models["classifier"]["fnv1a64"]}));
+  }
   auto write_outputs = [&](bool complete) {
     std::vector<json> entries;
     for (const auto& uid : plan.order)
@@ -228,7 +236,10 @@ int predict_batch(const BatchOptions& options) {
       StudyResult r = predictor.run(std::move(*prepared));
       r.seconds.wait = waited;
       const auto tw = Clock::now();
-      for (auto& w : writers) w->study(r);
+      for (auto& w : writers) {
+        w->study(r);
+        for (auto& warning : w->take_warnings()) r.warnings.push_back(std::move(warning));
+      }
       r.seconds.masks = std::chrono::duration<double>(Clock::now() - tw).count();
       entry = study_entry(r);
       sum.load += r.seconds.load;

@@ -17,6 +17,7 @@ struct InputPlan;
 
 struct BatchOptions {
   std::string input, output, test_csv, wide_csv, report, masks;
+  std::string dicom_out;  // folder for each study's DICOM SEG, SR and key image (src/output/dicom_results.h)
   std::string seg_model, cls_model;  // empty: the default models (models/seg.pt, models/cls.pt)
   std::string dump_stages;           // --dump-stages DIR: each stage's intermediate results per study
   PredictOptions p;                  // device, fp16, batch size, threads (model paths are filled in)

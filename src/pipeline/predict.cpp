@@ -118,6 +118,7 @@ StudyResult Predictor::run(PreparedStudy prepared) const {
   for (int k = 0; k < v.size[2]; ++k) r.slice_z[static_cast<std::size_t>(k)] = v.voxel_to_lps(0, 0, k)[2];
   r.warnings = loaded.warnings;
   r.sources = loaded.slice_sources;
+  r.source_files = loaded.slice_files;
   r.geometry = v.geometry();
   r.seconds.load = prepared.load_seconds;
   r.seconds.wait = prepared.load_seconds;  // loaded in turn; the batch runner measures the real wait
@@ -164,6 +165,7 @@ StudyResult Predictor::run(PreparedStudy prepared) const {
     r.intermediates = kept;
   }
   r.seconds.classify = seconds_since(t);
+  r.ct = std::make_shared<const Volume>(std::move(prepared.loaded.volume));  // no copy: the study is done with it
   return r;
 }
 
