@@ -81,7 +81,8 @@ LabelGrid Segmenter::segment(const Volume& v, const std::vector<float>& host_inp
   const auto expect_channels = [&](int64_t channels) {
     if (channels != static_cast<int64_t>(sc.channel_labels.size()))
       throw ModelError("segmentation model '" + model_.path() + "' returned " + std::to_string(channels) +
-                       " channels, its contract expects " + std::to_string(sc.channel_labels.size()));
+                       " classes (output channels), its contract expects " + std::to_string(sc.channel_labels.size()) +
+                       " (output.channel_labels, or one per output.classes)");
   };
   if (on_device) {  // version-1 rules only (Predictor checks): position order, argmax, identity labels
     expect_channels(model_.segment_volume(*on_device, sc, batch_size_, grid.labels.data(), &seconds.segment_model));
