@@ -67,11 +67,11 @@ def task_costs(log):
     return out
 
 
-def run_array(cluster, images, run, shards):
+def run_array(cluster, images, run, shards, cpus):
     env = dict(cluster.env, CSPINE=str(CSPINE))
     t0 = time.monotonic()
     r = subprocess.run([str(ROOT / "scripts" / "slurm" / "submit.sh"), str(images), str(run), "--shards", str(shards),
-                        "--cpus-per-task", str(2 if shards == 1 else 1), "--", *PREDICT], env=env, capture_output=True,
+                        "--cpus-per-task", str(cpus), "--", *PREDICT], env=env, capture_output=True,
                        text=True, check=True)
     ids = dict(re.findall(r"^(array_job|merge_job)=(\d+)$", r.stdout, re.M))
     cluster.wait_done([ids["array_job"], ids["merge_job"]], timeout=3600)
@@ -79,7 +79,7 @@ def run_array(cluster, images, run, shards):
     tasks = [task_costs((run / "logs" / f"shard-{k}.log").read_text()) for k in range(shards)]
     merge_log = (run / "logs" / "merge.log").read_text()
     stamps = [seconds(m.group(1)) for m in map(LINE.match, merge_log.splitlines()) if m]
-    return {"shards": shards, "wall_s": round(wall, 2), "tasks": tasks,
+    return {"shards": shards, "cpus_per_task": cpus, "wall_s": round(wall, 2), "tasks": tasks,
             "merge_s": round((stamps[-1] - stamps[0]).total_seconds(), 3) if len(stamps) > 1 else None,
             "merge_exit": cluster.job(ids["merge_job"]).get("ExitCode")}
 
@@ -108,11 +108,14 @@ def main():
         cluster = SlurmCluster(Path(tmp) / "slurm").start()
         try:
             runs = []
-            for shards in (1, 4):
-                run = WORK / f"run-{shards}"
+            # One task with both cores, one task with one core (the per-study cost of a 1-thread task), and 4 tasks
+            # of one core each (two at a time on 2 cores).
+            for shards, cpus in ((1, 2), (1, 1), (4, 1)):
+                run = WORK / f"run-{shards}x{cpus}"
                 subprocess.run(["rm", "-rf", str(run)], check=True)
-                runs.append(run_array(cluster, images, run, shards))
-            same = (WORK / "run-1" / "submission.csv").read_bytes() == (WORK / "run-4" / "submission.csv").read_bytes()
+                runs.append(run_array(cluster, images, run, shards, cpus))
+            csvs = {(WORK / f"run-{s}x{c}" / "submission.csv").read_bytes() for s, c in ((1, 2), (1, 1), (4, 1))}
+            same = len(csvs) == 1
         finally:
             cluster.stop()
     result["studies"] = {"count": N_STUDIES, "matrix": MATRIX, "slices": SLICES}
