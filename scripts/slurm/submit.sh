@@ -2,7 +2,8 @@
 # Submits one cspine batch as a Slurm job array plus a merge job (docs/cluster.md):
 #
 #   scripts/slurm/submit.sh INPUT RUN --shards N [--gpus-per-task G] [--cpus-per-task C] [--partition P]
-#                           [--time T] [--only K1,K2,...] [--signal-seconds S] [extra sbatch options...]
+#                           [--time T] [--only K1,K2,...] [--signal-seconds S] [--merge-mem M]
+#                           [extra sbatch options...]
 #                           [-- cspine predict options, e.g. --test-csv F --batch-size 64]
 #
 # - makes RUN/plan.json with `cspine plan` here, once, unless it exists (the tasks read it instead of each walking
@@ -11,17 +12,19 @@
 #   USR1 S seconds before the time limit so that cspine saves and the task requeues itself);
 # - submits the merge with --dependency=afterany on the array (afterok would wait forever after one failed
 #   task): RUN/submission.csv, RUN/predictions-wide.csv, RUN/report.json; exit 7 names the shards to rerun;
+#   --merge-mem M is its --mem (the report of 100,000 studies needs ~8 GB);
 # - prints the two job ids: `array_job=ID` and `merge_job=ID`.
 # --only K1,K2 reruns those shards only (array task ids = shard numbers) and merges again.
-# Extra sbatch options (--account, --qos, --mem, ...) go to both jobs. The binary is $CSPINE, else `cspine` on PATH, else build/cspine of this checkout. Paths are made absolute.
+# Extra sbatch options (--account, --qos, --mem, ...) go to both jobs. The binary is $CSPINE, else `cspine` on
+# PATH, else build/cspine of this checkout. Paths are made absolute.
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-usage() { sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "${BASH_SOURCE[0]}" >&2; exit 2; }
 (($# >= 2)) || usage
 INPUT=$(realpath -m "$1")
 RUN=$(realpath -m "$2")
 shift 2
-shards="" gpus="" cpus="" partition="" time_limit="" only="" signal_seconds=120
+shards="" gpus="" cpus="" partition="" time_limit="" only="" signal_seconds=120 merge_mem=""
 sbatch_extra=() predict_args=() merge_args=()
 while (($#)); do
   case "$1" in
@@ -32,6 +35,7 @@ while (($#)); do
     --time) time_limit=$2; shift 2 ;;
     --only) only=$2; shift 2 ;;
     --signal-seconds) signal_seconds=$2; shift 2 ;;
+    --merge-mem) merge_mem=$2; shift 2 ;;
     -h|--help) usage ;;
     --) shift; predict_args=("$@"); break ;;
     *) sbatch_extra+=("$1"); shift ;;
@@ -75,7 +79,7 @@ array_job=$(sbatch --parsable --array="$array" "${common[@]}" "${task_opts[@]}" 
   "$HERE/task.sh" "$CSPINE" "$INPUT" "$RUN" "$spec" "${predict_args[@]}")
 array_job=${array_job%%;*}
 merge_job=$(sbatch --parsable --dependency="afterany:$array_job" --job-name=cspine-merge "${common[@]}" "${sbatch_extra[@]}" \
-  --output="$RUN/logs/merge.log" --open-mode=append "$HERE/merge.sh" "$CSPINE" "$RUN" "${merge_args[@]}")
+  ${merge_mem:+--mem="$merge_mem"} --output="$RUN/logs/merge.log" --open-mode=append "$HERE/merge.sh" "$CSPINE" "$RUN" "${merge_args[@]}")
 merge_job=${merge_job%%;*}
 echo "array_job=$array_job"
 echo "merge_job=$merge_job"

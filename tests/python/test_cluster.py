@@ -139,6 +139,7 @@ def test_four_shards_on_slurm_merge_byte_identical(cluster, cspine_binary, studi
     extra = ["--gpus-per-task", 1] if cluster.has_gpus else []
     with timed("slurm: 4-task array + merge, 8 studies"):
         array, merge = submit(cluster, cspine_binary, studies, run, "--shards", 4, "--cpus-per-task", 1, *extra,
+                              "--merge-mem", "1G",
                               "--", *predict_args("default"))
         cluster.wait_done([array, merge])
     tasks = cluster.array_tasks(array)
