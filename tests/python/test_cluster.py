@@ -133,6 +133,31 @@ def test_local_shards_and_merge_equal_one_run(cspine_binary, studies, single_run
     assert bad.returncode == 2
 
 
+def test_local_shards_with_a_test_csv_equal_one_run(cspine_binary, studies, tmp_path):
+    """--test-csv: its studies in its order, one it names that the input lacks (the prior), studies it does not
+    name left out; the shards and the merge must all be given it."""
+    uids = study_uids(studies)
+    wanted = [uids[6], uids[1], "1.2.826.0.1.3680043.8.498.99999", uids[3], uids[0], uids[7]]
+    labels = ["C1", "C2", "C3", "C4", "C5", "C6", "C7", "patient_overall"]
+    test_csv = tmp_path / "test.csv"
+    test_csv.write_text("row_id,StudyInstanceUID,prediction_type\n" +
+                        "".join(f"{u}_{l},{u},{l}\n" for u in wanted for l in labels))
+    bin_ = str(cspine_binary)
+    subprocess.run([bin_, "-q", "predict", str(studies), "-o", str(tmp_path / "single.csv"), "--test-csv", str(test_csv),
+                    *predict_args("tiny")], check=True)
+    run = tmp_path / "run"
+    for k in range(3):  # without cspine plan: the first task makes RUN/plan.json
+        subprocess.run([bin_, "-q", "predict", str(studies), "--run-dir", str(run), "--shard", f"{k}/3",
+                        "--test-csv", str(test_csv), *predict_args("tiny")], check=True)
+    assert (run / "plan.json").exists()
+    assert subprocess.run([bin_, "-q", "merge", str(run), "-o", str(tmp_path / "no-test.csv")]).returncode == 2
+    r = subprocess.run([bin_, "-q", "merge", str(run), "-o", str(tmp_path / "merged.csv"), "--test-csv", str(test_csv)])
+    assert r.returncode == 0
+    merged = (tmp_path / "merged.csv").read_bytes()
+    assert merged == (tmp_path / "single.csv").read_bytes()
+    assert merged.count(b"\n") == 1 + 6 * 8
+
+
 def test_four_shards_on_slurm_merge_byte_identical(cluster, cspine_binary, studies, single_run, tmp_path):
     ref = single_run("default")
     run = tmp_path / "run"
