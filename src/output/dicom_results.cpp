@@ -71,7 +71,8 @@ const Code kModels{"MODELS", kPrivateScheme, "Models (FNV-1a 64 fingerprints)"};
 const Code kNote{"NOTE", kPrivateScheme, "Note"};
 
 // Vertebra colours of the key image and the SEG's recommended display (RGB).
-const uint8_t kColors[7][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {214, 39, 40},
+// (No red: red marks a vertebra predicted fractured on the key image.)
+const uint8_t kColors[7][3] = {{31, 119, 180}, {255, 127, 14}, {44, 160, 44}, {188, 189, 34},
                                {148, 103, 189}, {140, 86, 75},  {227, 119, 194}};
 
 uint64_t fnv1a(const std::string& s, uint64_t h = 1469598103934665603ull) {
@@ -409,7 +410,8 @@ const std::map<char, const char*>& glyphs() {
       {'P', "11110100011000111110100001000010000"}, {'R', "11110100011000111110101001001010001"},
       {'S', "01111100001000001110000010000111110"}, {'T', "11111001000010000100001000010000100"},
       {'U', "10001100011000110001100011000101110"}, {'V', "10001100011000110001100010101000100"},
-      {'W', "10001100011000110101101011010101010"}, {'Y', "10001100010101000100001000010000100"},
+      {'W', "10001100011000110101101011010101010"}, {'X', "10001100010101000100010101000110001"},
+      {'Y', "10001100010101000100001000010000100"},
   };
   return g;
 }
@@ -450,7 +452,7 @@ uint8_t bone_window(int16_t hu) {
 RgbImage render_key_image(const StudyResult& r, const Volume& ct, const std::vector<uint8_t>& labels) {
   const int cols = ct.size[0], rows = ct.size[1], slices = ct.size[2];
   const std::size_t plane = static_cast<std::size_t>(cols) * static_cast<std::size_t>(rows);
-  const int panel = 512, header = 40, label_w = 190;
+  const int panel = 512, header = 40, label_w = 230;
   // Mid-sagittal: the column through the middle of the vertebrae found (the volume's middle when none).
   double sum_x = 0;
   int n_x = 0;
@@ -511,9 +513,12 @@ RgbImage render_key_image(const StudyResult& r, const Volume& ct, const std::vec
     y = std::max(y, last_y + 18);
     last_y = y;
     const bool positive = vr.probability >= kFractureThreshold;
-    std::string s = std::string(kVertebraNames[v]) + " " + ds(vr.probability, "%.3f");
-    if (vr.fallback != Fallback::none) s += " PRIOR";
-    cv.text(sag_w + 6, y, s, vr.fallback != Fallback::none ? grey : positive ? red : kColors[v]);
+    const std::string s = std::string(kVertebraNames[v]) + " " + ds(vr.probability, "%.3f");
+    const int w = cv.text(sag_w + 6, y, s, vr.fallback != Fallback::none ? grey : positive ? red : kColors[v]);
+    if (vr.fallback != Fallback::none)
+      cv.text(sag_w + 6 + w, y, " PRIOR", grey);
+    else if (positive)
+      cv.text(sag_w + 6 + w, y, " FRACTURE", red);
   }
   // Axial panel: the key slice of the most suspicious vertebra.
   const int ax_x = sag_w + label_w + 8;
