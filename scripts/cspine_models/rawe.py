@@ -304,7 +304,7 @@ class RaweEnsemble(nn.Module):
         # The notebook runs the CNN on every slice; the result is the same (the CNN treats each slice on its own:
         # batch norms in eval mode), and a vertebra on 8 slices costs a third of the CNN time.
         idx = torch.nonzero(flat.reshape(v * n, h * w).abs().amax(1) > 0).reshape(-1)
-        images = torch.cat([flat.index_select(0, idx), torch.zeros_like(flat[:1])], 0).unsqueeze(1)
+        images = torch.cat([flat.index_select(0, idx), flat[:1].clone().zero_()], 0).unsqueeze(1)  # no device constant
         logits = []
         atts = []
         for m in self.members:
