@@ -20,7 +20,8 @@ time_limit=0
 on_usr1() { time_limit=1; [[ -n "$child" ]] && kill -TERM "$child" 2>/dev/null; }
 # A TERM from Slurm (scancel, requeue, preemption, the time limit itself) reaches every process of the job,
 # cspine included: passing it on would be a second signal, which makes cspine stop at once without saving.
-on_term() { :; }
+terminated=0
+on_term() { terminated=1; }
 trap on_usr1 USR1
 trap on_term TERM INT
 
@@ -36,6 +37,19 @@ done
 echo "== $(date -u +%FT%TZ) task $task: cspine exited $rc"
 if ((rc == 130 && time_limit == 1)) && [[ -n "${SLURM_JOB_ID:-}" ]]; then
   echo "== time limit near: requeueing $task; the rerun resumes from the journal"
-  scontrol requeue "${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}${SLURM_ARRAY_TASK_ID:+_$SLURM_ARRAY_TASK_ID}"
+  if scontrol requeue "${SLURM_ARRAY_JOB_ID:-$SLURM_JOB_ID}${SLURM_ARRAY_TASK_ID:+_$SLURM_ARRAY_TASK_ID}"; then
+    # Slurm now ends this run itself and puts the task back in the queue. Exiting first races it: seen here, the
+    # run's own exit (130) reached slurmctld first and the task ended FAILED, never requeued. So wait to be ended;
+    # exit only if that does not happen within a minute.
+    # Slurm's TERM (trapped: it sets `terminated`) means slurmctld has taken the requeue; then this run may end.
+    sleep 60 &
+    sleeper=$!
+    while ((terminated == 0)) && kill -0 "$sleeper" 2>/dev/null; do wait "$sleeper"; done
+    if ((terminated)); then
+      echo "== $(date -u +%FT%TZ) task $task: ended by Slurm for the requeue"
+    else
+      echo "== $(date -u +%FT%TZ) task $task: not ended by the requeue within 60 s; exiting $rc"
+    fi
+  fi
 fi
 exit "$rc"
