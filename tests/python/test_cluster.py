@@ -247,6 +247,9 @@ def test_task_requeued_mid_run_resumes_from_its_journal(cluster, cspine_binary, 
                 cluster.job(task).get("JobState") == "PENDING"
                 and cluster.run("sinfo", "-h", "-o", "%T", check=False).stdout.strip() == "idle"):
             time.sleep(0.1)
+        # slurmd refuses a credential created in the same second as the old run's revoked one ("Job credential
+        # revoked": the task then ends FAILED, seen in CI); Slurm's own 2-minute hold avoids that, 2 s do here.
+        time.sleep(2)
         cluster.run("scontrol", "update", f"jobid={task}", "starttime=now")
         cluster.wait_done([array, merge])
     info = cluster.job(task)
